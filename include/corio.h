@@ -1,0 +1,16 @@
+/**
+ * @file corio.h
+ * Umbrella header: asyncio and concurrent.futures for C, on io_uring.
+ */
+#ifndef CORIO_H
+#define CORIO_H
+
+#include "corio/common.h"
+#include "corio/error.h"
+#include "corio/loop.h"
+#include "corio/future.h"
+#include "corio/task.h"
+#include "corio/combinators.h"
+#include "corio/sync.h"
+
+#endif

@@ -1,0 +1,96 @@
+/* The loop's private struct, shared by loop.c and the backends. */
+#ifndef CORIO_LOOP_IMPL_H
+#define CORIO_LOOP_IMPL_H
+
+#include <liburing.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include "internal.h"
+
+/* Internal op flag: the op does not keep the loop alive (wakeup, signal poll). */
+#define CORIO__OP_INTERNAL 0x1u
+
+/* A scheduled callback: in the ready queue or the timer heap. Addressed by index (handles are
+ * index + generation), so the array may grow with realloc. */
+enum { ENT_FREE = 0, ENT_READY, ENT_TIMER, ENT_CANCELLED };
+typedef struct corio__entry {
+  corio_cb cb;
+  void *arg;
+  uint32_t gen;
+  uint32_t state;
+  uint32_t next_free;
+} corio__entry;
+
+/* The backend seam (STYLE: backends): the io_uring code sits behind this const vtable so that a
+ * test can drive the layers above with a deterministic fake. */
+typedef struct corio__backend_vt {
+  const char *name;
+  int (*init)(corio_loop *loop, const corio_loop_opts *opts);
+  void (*close)(corio_loop *loop);
+  struct io_uring_sqe *(*get_sqe)(corio_loop *loop);
+  /* Submit what is queued, wait up to timeout_ns (-1: forever, 0: do not block), dispatch every
+   * completion in one batch. Returns the number dispatched or a negative error. */
+  int (*poll)(corio_loop *loop, int64_t timeout_ns);
+  int (*fd)(const corio_loop *loop);
+} corio__backend_vt;
+
+extern const corio__backend_vt corio__uring_backend;
+
+typedef struct corio__watcher corio__watcher;
+
+struct corio_loop {
+  const corio__backend_vt *be;
+  struct io_uring ring;
+  unsigned ring_flags;
+  bool ring_ok;
+  unsigned idle_polls; /* zero-timeout iterations that skipped io_uring_enter */
+
+  /* scheduled callbacks */
+  corio__entry *ents;
+  uint32_t nents, capents, free_head;
+  uint32_t *rq; /* ready queue: ring buffer of entry indices */
+  uint32_t rq_cap, rq_head, rq_len;
+  size_t ntimers;
+  corio__heap timers;
+  uint64_t timer_seq;
+
+  /* cross-thread inbox and wakeup */
+  corio__mpsc inbox;
+  _Atomic size_t inbox_pending;
+  _Atomic int sleeping;
+  _Atomic int closing;
+  int efd;
+  corio_op wake_op;
+  uint64_t wake_buf;
+
+  pthread_t thread;
+  bool running, stopping;
+  bool debug;
+  int64_t slow_ns;
+
+  size_t alive; /* tasks and other objects that keep the loop busy */
+  size_t ops_inflight;
+  corio__list tasks;
+
+  corio_exception_handler exc_fn;
+  void *exc_arg;
+
+  /* signals */
+  int sigfd;
+  sigset_t sigmask, sig_blocked_by_us;
+  corio_op sig_op;
+  struct {
+    corio_signal_cb cb;
+    void *arg;
+  } sigh[_NSIG];
+  int nsig;
+
+  /* readers / writers, indexed by fd */
+  corio__watcher **readers, **writers;
+  size_t watch_cap, nwatchers;
+};
+
+void corio__loop_dispatch(corio_loop *loop, uint64_t user_data, int res, unsigned flags);
+
+#endif

@@ -1,0 +1,173 @@
+/* The internal toolkit: 4-ary heap, MPSC stack, byte buffer, time conversion. */
+#include <errno.h>
+#include <math.h>
+#include "internal.h"
+
+/* ---------------- 4-ary heap ---------------- */
+
+void corio__heap_init(corio__heap *h)
+{
+  memset(h, 0, sizeof(*h));
+}
+
+void corio__heap_free(corio__heap *h)
+{
+  corio__free(h->nodes);
+  corio__free(h->pos);
+  memset(h, 0, sizeof(*h));
+}
+
+static inline bool node_less(const corio__heap_node *a, const corio__heap_node *b)
+{
+  return a->key < b->key || (a->key == b->key && a->seq < b->seq);
+}
+
+static void sift_up(corio__heap *h, size_t i)
+{
+  corio__heap_node x = h->nodes[i];
+  while (i > 0) {
+    size_t parent = (i - 1) / 4;
+    if (!node_less(&x, &h->nodes[parent])) break;
+    h->nodes[i] = h->nodes[parent];
+    h->pos[h->nodes[i].id] = (uint32_t)i;
+    i = parent;
+  }
+  h->nodes[i] = x;
+  h->pos[x.id] = (uint32_t)i;
+}
+
+static void sift_down(corio__heap *h, size_t i)
+{
+  corio__heap_node x = h->nodes[i];
+  size_t n = h->n;
+  for (;;) {
+    size_t c = 4 * i + 1, best, k, end;
+    if (c >= n) break;
+    best = c;
+    end = c + 4 < n ? c + 4 : n;
+    for (k = c + 1; k < end; k++)
+      if (node_less(&h->nodes[k], &h->nodes[best])) best = k;
+    if (!node_less(&h->nodes[best], &x)) break;
+    h->nodes[i] = h->nodes[best];
+    h->pos[h->nodes[i].id] = (uint32_t)i;
+    i = best;
+  }
+  h->nodes[i] = x;
+  h->pos[x.id] = (uint32_t)i;
+}
+
+int corio__heap_push(corio__heap *h, int64_t key, uint64_t seq, uint32_t id)
+{
+  if (h->n == h->cap) {
+    size_t ncap = h->cap ? h->cap * 2 : 64;
+    corio__heap_node *nn = corio__realloc(h->nodes, ncap * sizeof(*nn));
+    if (!nn) return -ENOMEM;
+    h->nodes = nn;
+    h->cap = ncap;
+  }
+  if (id >= h->pos_cap) {
+    size_t ncap = h->pos_cap ? h->pos_cap : 64;
+    uint32_t *np;
+    while (ncap <= id) ncap *= 2;
+    np = corio__realloc(h->pos, ncap * sizeof(*np));
+    if (!np) return -ENOMEM;
+    h->pos = np;
+    h->pos_cap = ncap;
+  }
+  h->nodes[h->n] = (corio__heap_node){key, seq, id};
+  sift_up(h, h->n++);
+  return 0;
+}
+
+static void remove_at(corio__heap *h, size_t i)
+{
+  h->n--;
+  if (i == h->n) return;
+  h->nodes[i] = h->nodes[h->n];
+  h->pos[h->nodes[i].id] = (uint32_t)i;
+  if (i > 0 && node_less(&h->nodes[i], &h->nodes[(i - 1) / 4])) sift_up(h, i);
+  else sift_down(h, i);
+}
+
+void corio__heap_remove(corio__heap *h, uint32_t id)
+{
+  remove_at(h, h->pos[id]);
+}
+
+uint32_t corio__heap_pop(corio__heap *h)
+{
+  uint32_t id = h->nodes[0].id;
+  remove_at(h, 0);
+  return id;
+}
+
+/* ---------------- MPSC ---------------- */
+
+struct corio__mpsc_node *corio__mpsc_take_all(corio__mpsc *q)
+{
+  struct corio__mpsc_node *n, *prev = NULL, *next;
+  /* acquire pairs with the producers' seq_cst CAS: their node writes are visible */
+  n = atomic_exchange_explicit(&q->head, NULL, memory_order_acquire);
+  while (n) { /* reverse: the stack is newest-first */
+    next = atomic_load_explicit(&n->next, memory_order_relaxed);
+    atomic_store_explicit(&n->next, prev, memory_order_relaxed);
+    prev = n;
+    n = next;
+  }
+  return prev;
+}
+
+/* ---------------- byte buffer ---------------- */
+
+int corio__buf_reserve(corio__buf *b, size_t extra)
+{
+  size_t need, ncap;
+  uint8_t *nd;
+  if (extra > SIZE_MAX - b->len) return -ENOMEM;
+  need = b->len + extra;
+  if (need <= b->cap) return 0;
+  ncap = b->cap ? b->cap : 256;
+  while (ncap < need) ncap = ncap > SIZE_MAX / 2 ? need : ncap * 2;
+  nd = corio__realloc(b->data, ncap);
+  if (!nd) return -ENOMEM;
+  b->data = nd;
+  b->cap = ncap;
+  return 0;
+}
+
+int corio__buf_append(corio__buf *b, const void *p, size_t n)
+{
+  int rc = corio__buf_reserve(b, n);
+  if (rc < 0) return rc;
+  if (n) memcpy(b->data + b->len, p, n);
+  b->len += n;
+  return 0;
+}
+
+void corio__buf_consume(corio__buf *b, size_t n)
+{
+  if (n >= b->len) {
+    b->len = 0;
+    return;
+  }
+  memmove(b->data, b->data + n, b->len - n);
+  b->len -= n;
+}
+
+void corio__buf_free(corio__buf *b)
+{
+  corio__free(b->data);
+  b->data = NULL;
+  b->len = b->cap = 0;
+}
+
+/* ---------------- time ---------------- */
+
+int64_t corio__seconds_to_ns(double s)
+{
+  double ns;
+  if (!(s > 0)) return 0; /* also NaN */
+  ns = ceil(s * 1e9);
+  if (ns >= 9.2e18) return INT64_MAX / 2;
+  return (int64_t)ns;
+}
