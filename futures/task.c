@@ -77,7 +77,14 @@ static void run_step(corio_task *t)
 static void task_first_step(void *arg)
 {
   corio_task *t = arg;
-  if (corio_future_done(&t->fut)) { /* cancelled before it ran: the body never runs */
+  if (corio_future_done(&t->fut)) {
+    task_release(t);
+    return;
+  }
+  if (t->flags & CORIO__T_CANCEL) { /* cancelled before it ran: the body never runs */
+    corio_task_timeout_clear(t);
+    if (t->cancel_err == -ECANCELED) corio_future_set_cancelled(&t->fut);
+    else corio_future_set_error(&t->fut, t->cancel_err);
     task_release(t);
     return;
   }

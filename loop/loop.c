@@ -431,15 +431,18 @@ int corio_loop_close(corio_loop *loop)
 
 /* ---------------- running ---------------- */
 
-static int iterate(corio_loop *loop, int64_t max_wait_ns)
+/* @p once: a single iteration for corio_loop_run_once(): if it ran callbacks it does not block
+ * (it made progress; the caller decides when to come back). */
+static int iterate(corio_loop *loop, int64_t max_wait_ns, bool once)
 {
-  uint32_t n;
+  uint32_t n, ran;
   int64_t timeout, now;
   const corio__heap_node *top;
   int rc;
 
   /* 1. inbox, then the callbacks ready at the start of this iteration */
   drain_inbox(loop);
+  ran = loop->rq_len;
   for (n = loop->rq_len; n > 0; n--) {
     uint32_t idx = loop->rq[loop->rq_head];
     loop->rq_head = (loop->rq_head + 1) & (loop->rq_cap - 1);
@@ -448,7 +451,7 @@ static int iterate(corio_loop *loop, int64_t max_wait_ns)
   }
 
   /* 2+3. one submit-and-wait, then reap the batch */
-  if (loop->rq_len || loop->stopping) {
+  if (loop->rq_len || loop->stopping || (once && ran)) {
     timeout = 0;
   } else {
     timeout = max_wait_ns;
@@ -543,7 +546,7 @@ int corio_loop_run_until_complete(corio_loop *loop, corio_future *fut)
     /* Loop futures: run until the callback itself has run (then nothing of ours is left in the
      * ready queue); loop-less ones: until the future is done. */
     while (rc >= 0 && !loop->stopping && (fut->loop || !corio_future_done(fut)))
-      rc = iterate(loop, -1);
+      rc = iterate(loop, -1, false);
     if (!corio_future_done(fut)) corio_future_remove_done_callback(fut, cb, loop);
   }
   if (rc >= 0 && !corio_future_done(fut)) rc = CORIO_E_LOOP_STOPPED;
@@ -556,7 +559,7 @@ int corio_loop_run_forever(corio_loop *loop)
   int rc = enter_run(loop);
   if (rc < 0) return rc;
   while (!loop->stopping) {
-    rc = iterate(loop, -1);
+    rc = iterate(loop, -1, false);
     if (rc < 0) break;
   }
   leave_run(loop);
@@ -567,7 +570,7 @@ int corio_loop_run_once(corio_loop *loop, double timeout_s)
 {
   int rc = enter_run(loop);
   if (rc < 0) return rc;
-  rc = iterate(loop, timeout_s < 0 ? -1 : corio__seconds_to_ns(timeout_s));
+  rc = iterate(loop, timeout_s < 0 ? -1 : corio__seconds_to_ns(timeout_s), true);
   leave_run(loop);
   if (rc < 0) return rc;
   return loop_alive(loop) ? 1 : 0;

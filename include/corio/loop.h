@@ -51,7 +51,8 @@ CORIO_EXTERN int corio_loop_run_until_complete(corio_loop *loop, corio_future *f
 CORIO_EXTERN int corio_loop_run_forever(corio_loop *loop);
 /**
  * Run one iteration without blocking longer than @p timeout_s (0 = poll, negative = no limit).
- * Used to embed corio in another loop together with corio_loop_fd().
+ * It blocks only if no callback was ready when it began (otherwise it made progress and
+ * returns). Used to embed corio in another loop together with corio_loop_fd().
  * @return 1 if anything is still alive in the loop, 0 if it is idle, or a negative error.
  */
 CORIO_EXTERN int corio_loop_run_once(corio_loop *loop, double timeout_s);
