@@ -2,13 +2,13 @@
 #   make demo   build and run the headline example
 #   make test   plain + ASan/UBSan builds, the whole suite, one summary line at the end
 SHELL := /bin/bash
-DEBS := gcc liburing-dev libc-ares-dev libcriterion-dev meson ninja-build pkg-config python3
+DEBS := gcc clang liburing-dev libc-ares-dev libcriterion-dev meson ninja-build pkg-config python3
 BENCH_DEBS := libuv1-dev python3-uvloop linux-perf
 BUILD ?= build
 ASAN ?= build-asan
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps bench-deps build build-asan demo test test-plain test-asan bench format clean
+.PHONY: all deps bench-deps build build-asan build-clang demo test test-plain test-asan bench format clean
 
 all: build
 
@@ -40,7 +40,12 @@ test-asan: build-asan
 	-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  meson test -C $(ASAN) --print-errorlogs --num-processes 2
 
-test: test-plain test-asan
+# The library must also build warning-free with clang.
+build-clang: deps
+	@[ -f build-clang/build.ninja ] || CC=clang meson setup build-clang >/dev/null
+	@ninja -C build-clang >/dev/null || ninja -C build-clang
+
+test: test-plain test-asan build-clang
 	@python3 tests/summary.py $(BUILD) $(ASAN)
 
 bench: bench-deps
@@ -50,4 +55,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN) build-bench
+	rm -rf $(BUILD) $(ASAN) build-clang build-bench

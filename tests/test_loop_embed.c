@@ -34,7 +34,7 @@ static void *poster(void *arg)
   return NULL;
 }
 
-Test(embed, driven_from_epoll, .timeout = 10)
+static void driven_from_epoll(int no_defer)
 {
   corio_loop_opts o = {0};
   struct epoll_event ev = {0}, out[4];
@@ -42,7 +42,8 @@ Test(embed, driven_from_epoll, .timeout = 10)
   pthread_t th;
   int ep, n, iterations = 0;
   double tmo;
-  o.no_defer_taskrun = 1;
+  o.no_defer_taskrun = no_defer;
+  hits = 0;
   cr_assert_eq(corio_loop_new(&loop, &o), 0);
   ep = epoll_create1(EPOLL_CLOEXEC);
   ev.events = EPOLLIN;
@@ -66,6 +67,16 @@ Test(embed, driven_from_epoll, .timeout = 10)
   }
   close(ep);
   cr_assert_eq(corio_loop_close(loop), 0);
+}
+
+/* Both ring setups: the ring fd must become readable when completions are pending. */
+Test(embed, driven_from_epoll_defer_taskrun, .timeout = 10)
+{
+  driven_from_epoll(0);
+}
+Test(embed, driven_from_epoll_coop_taskrun, .timeout = 10)
+{
+  driven_from_epoll(1);
 }
 
 Test(embed, timeout_reports_ready_work, .timeout = 10)
