@@ -51,32 +51,35 @@ static inline void corio__list_remove(corio__list *n)
 #define corio__list_foreach(pos, head) for ((pos) = (head)->next; (pos) != (head); (pos) = (pos)->next)
 
 /* ---- 4-ary min-heap keyed by (key, seq) ---- *
- * Nodes carry the key inline so sifting touches one array (cache-friendly at 10M entries); the
- * heap keeps pos[id] so any node can be removed in O(log n). A 4-ary heap halves the depth of a
- * binary heap for the price of 3 extra compares per level, which are in the same cache line. */
+ * Nodes are 16 bytes and carry the key inline, and the array is placed so that the four
+ * children of a node (indices 4i+1..4i+4) share one 64-byte cache line: sifting down costs one
+ * cache miss per level, which is what decides the cost at 10M timers. There is no position
+ * index: removal is lazy (the owner marks its entry dead and skips it when popped), which spares
+ * a random write per level on every sift. seq breaks ties in insertion order; it is compared
+ * with wrap-around (serial-number arithmetic), exact while the live nodes span < 2^31 inserts. */
 typedef struct corio__heap_node {
   int64_t key;
-  uint64_t seq;
+  uint32_t seq;
   uint32_t id;
 } corio__heap_node;
 
 typedef struct corio__heap {
-  corio__heap_node *nodes;
+  corio__heap_node *nodes; /* cache-line placed inside mem */
+  void *mem;
   size_t n, cap;
-  uint32_t *pos; /* pos[id] = index in nodes, valid while id is in the heap */
-  size_t pos_cap;
 } corio__heap;
 
 void corio__heap_init(corio__heap *h);
 void corio__heap_free(corio__heap *h);
-int corio__heap_push(corio__heap *h, int64_t key, uint64_t seq, uint32_t id);
-void corio__heap_remove(corio__heap *h, uint32_t id);
+int corio__heap_push(corio__heap *h, int64_t key, uint32_t seq, uint32_t id);
 static inline const corio__heap_node *corio__heap_top(const corio__heap *h)
 {
   return h->n ? &h->nodes[0] : NULL;
 }
 /** Remove the minimum and return its id (heap must not be empty). */
 uint32_t corio__heap_pop(corio__heap *h);
+/** Keep only the nodes for which keep(ctx, id) is true (O(n) rebuild). */
+void corio__heap_filter(corio__heap *h, bool (*keep)(void *ctx, uint32_t id), void *ctx);
 
 /* ---- MPSC stack: producers push with CAS, the single consumer takes everything at once ---- *
  * Taking the whole list with one exchange avoids ABA entirely; reversing it restores FIFO order

@@ -161,6 +161,31 @@ int corio_call_at(corio_loop *loop, double when_s, corio_cb cb, void *arg, corio
   return call_at_ns(loop, when, cb, arg, out);
 }
 
+static bool keep_live_timer(void *ctx, uint32_t id)
+{
+  corio_loop *loop = ctx;
+  if (loop->ents[id].state == ENT_TIMER) return true;
+  ent_release(loop, id);
+  return false;
+}
+
+static void compact_timers(corio_loop *loop)
+{
+  corio__heap_filter(&loop->timers, keep_live_timer, loop);
+  loop->ndead = 0;
+}
+
+/* The earliest live timer, dropping cancelled ones from the top. */
+static const corio__heap_node *timers_top(corio_loop *loop)
+{
+  const corio__heap_node *top;
+  while ((top = corio__heap_top(&loop->timers)) && loop->ents[top->id].state != ENT_TIMER) {
+    ent_release(loop, corio__heap_pop(&loop->timers));
+    loop->ndead--;
+  }
+  return top;
+}
+
 int corio_handle_cancel(corio_loop *loop, corio_handle h)
 {
   uint32_t idx, gen;
@@ -172,9 +197,12 @@ int corio_handle_cancel(corio_loop *loop, corio_handle h)
   e = &loop->ents[idx];
   if (e->gen != gen) return -ENOENT;
   if (e->state == ENT_TIMER) {
-    corio__heap_remove(&loop->timers, idx);
+    /* Lazy removal: the heap node stays until popped (the slot is not reused before, so the
+     * node cannot name a newer entry). Compact when the dead outnumber the living. */
+    e->state = ENT_CANCELLED;
     loop->ntimers--;
-    ent_release(loop, idx);
+    loop->ndead++;
+    if (loop->ndead > 1024 && loop->ndead > loop->timers.n / 2) compact_timers(loop);
     return 0;
   }
   if (e->state == ENT_READY) {
@@ -455,7 +483,7 @@ static int iterate(corio_loop *loop, int64_t max_wait_ns, bool once)
     timeout = 0;
   } else {
     timeout = max_wait_ns;
-    top = corio__heap_top(&loop->timers);
+    top = timers_top(loop);
     if (top) {
       int64_t d = top->key - corio__now_ns();
       if (d < 0) d = 0;
@@ -471,10 +499,15 @@ static int iterate(corio_loop *loop, int64_t max_wait_ns, bool once)
   if (rc < 0) return rc;
 
   /* 4. expired timers join the ready queue (for the next iteration) */
-  if (loop->ntimers) {
+  if (loop->timers.n) {
     now = corio__now_ns();
     while ((top = corio__heap_top(&loop->timers)) && top->key <= now) {
       uint32_t idx = corio__heap_pop(&loop->timers);
+      if (loop->ents[idx].state != ENT_TIMER) { /* cancelled */
+        ent_release(loop, idx);
+        loop->ndead--;
+        continue;
+      }
       loop->ntimers--;
       loop->ents[idx].state = ENT_READY;
       if (rq_push(loop, idx) < 0) {
@@ -610,7 +643,7 @@ double corio_loop_timeout(corio_loop *loop)
   if (loop->rq_len || !corio__mpsc_empty(&loop->inbox)) return 0;
   /* Queued SQEs must reach the kernel before the host sleeps on our fd. */
   if (io_uring_sq_ready(&loop->ring)) return 0;
-  top = corio__heap_top(&loop->timers);
+  top = timers_top(loop);
   if (!top) return -1;
   d = top->key - corio__now_ns();
   return d <= 0 ? 0 : (double)d / 1e9;

@@ -51,9 +51,10 @@ struct corio_loop {
   uint32_t nents, capents, free_head;
   uint32_t *rq; /* ready queue: ring buffer of entry indices */
   uint32_t rq_cap, rq_head, rq_len;
-  size_t ntimers;
+  size_t ntimers; /* live timers (the heap may also hold cancelled ones: ndead) */
+  size_t ndead;
   corio__heap timers;
-  uint64_t timer_seq;
+  uint32_t timer_seq;
 
   /* cross-thread inbox and wakeup */
   corio__mpsc inbox;

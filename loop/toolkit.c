@@ -12,14 +12,13 @@ void corio__heap_init(corio__heap *h)
 
 void corio__heap_free(corio__heap *h)
 {
-  corio__free(h->nodes);
-  corio__free(h->pos);
+  corio__free(h->mem);
   memset(h, 0, sizeof(*h));
 }
 
 static inline bool node_less(const corio__heap_node *a, const corio__heap_node *b)
 {
-  return a->key < b->key || (a->key == b->key && a->seq < b->seq);
+  return a->key < b->key || (a->key == b->key && (int32_t)(a->seq - b->seq) < 0);
 }
 
 static void sift_up(corio__heap *h, size_t i)
@@ -29,11 +28,9 @@ static void sift_up(corio__heap *h, size_t i)
     size_t parent = (i - 1) / 4;
     if (!node_less(&x, &h->nodes[parent])) break;
     h->nodes[i] = h->nodes[parent];
-    h->pos[h->nodes[i].id] = (uint32_t)i;
     i = parent;
   }
   h->nodes[i] = x;
-  h->pos[x.id] = (uint32_t)i;
 }
 
 static void sift_down(corio__heap *h, size_t i)
@@ -49,56 +46,53 @@ static void sift_down(corio__heap *h, size_t i)
       if (node_less(&h->nodes[k], &h->nodes[best])) best = k;
     if (!node_less(&h->nodes[best], &x)) break;
     h->nodes[i] = h->nodes[best];
-    h->pos[h->nodes[i].id] = (uint32_t)i;
     i = best;
   }
   h->nodes[i] = x;
-  h->pos[x.id] = (uint32_t)i;
 }
 
-int corio__heap_push(corio__heap *h, int64_t key, uint64_t seq, uint32_t id)
+/* Place the array so that node 1 starts a cache line: then 4i+1 (the first child of i) is at
+ * byte 64*i + 64 of that base, and the four children fill exactly one line. */
+static int heap_grow(corio__heap *h)
 {
-  if (h->n == h->cap) {
-    size_t ncap = h->cap ? h->cap * 2 : 64;
-    corio__heap_node *nn = corio__realloc(h->nodes, ncap * sizeof(*nn));
-    if (!nn) return -ENOMEM;
-    h->nodes = nn;
-    h->cap = ncap;
-  }
-  if (id >= h->pos_cap) {
-    size_t ncap = h->pos_cap ? h->pos_cap : 64;
-    uint32_t *np;
-    while (ncap <= id) ncap *= 2;
-    np = corio__realloc(h->pos, ncap * sizeof(*np));
-    if (!np) return -ENOMEM;
-    h->pos = np;
-    h->pos_cap = ncap;
-  }
+  size_t ncap = h->cap ? h->cap * 2 : 64;
+  char *mem = corio__malloc(ncap * sizeof(corio__heap_node) + 128), *base;
+  if (!mem) return -ENOMEM;
+  base = (char *)(((uintptr_t)mem + 63) & ~(uintptr_t)63) + 64 - sizeof(corio__heap_node);
+  if (h->n) memcpy(base, h->nodes, h->n * sizeof(corio__heap_node));
+  corio__free(h->mem);
+  h->mem = mem;
+  h->nodes = (corio__heap_node *)(void *)base;
+  h->cap = ncap;
+  return 0;
+}
+
+int corio__heap_push(corio__heap *h, int64_t key, uint32_t seq, uint32_t id)
+{
+  if (h->n == h->cap && heap_grow(h) < 0) return -ENOMEM;
   h->nodes[h->n] = (corio__heap_node){key, seq, id};
   sift_up(h, h->n++);
   return 0;
 }
 
-static void remove_at(corio__heap *h, size_t i)
-{
-  h->n--;
-  if (i == h->n) return;
-  h->nodes[i] = h->nodes[h->n];
-  h->pos[h->nodes[i].id] = (uint32_t)i;
-  if (i > 0 && node_less(&h->nodes[i], &h->nodes[(i - 1) / 4])) sift_up(h, i);
-  else sift_down(h, i);
-}
-
-void corio__heap_remove(corio__heap *h, uint32_t id)
-{
-  remove_at(h, h->pos[id]);
-}
-
 uint32_t corio__heap_pop(corio__heap *h)
 {
   uint32_t id = h->nodes[0].id;
-  remove_at(h, 0);
+  if (--h->n) {
+    h->nodes[0] = h->nodes[h->n];
+    sift_down(h, 0);
+  }
   return id;
+}
+
+void corio__heap_filter(corio__heap *h, bool (*keep)(void *ctx, uint32_t id), void *ctx)
+{
+  size_t i, j = 0;
+  for (i = 0; i < h->n; i++)
+    if (keep(ctx, h->nodes[i].id)) h->nodes[j++] = h->nodes[i];
+  h->n = j;
+  for (i = h->n / 4 + 1; i-- > 0;)
+    if (i < h->n) sift_down(h, i);
 }
 
 /* ---------------- MPSC ---------------- */
