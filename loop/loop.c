@@ -370,6 +370,12 @@ int corio__loop_debug(const corio_loop *loop)
 
 int corio_loop_new(corio_loop **out, const corio_loop_opts *opts)
 {
+  return corio__loop_new_backend(out, opts, &corio__uring_backend);
+}
+
+int corio__loop_new_backend(corio_loop **out, const corio_loop_opts *opts,
+                            const corio__backend_vt *be)
+{
   corio_loop *loop;
   const char *env;
   int rc;
@@ -377,7 +383,7 @@ int corio_loop_new(corio_loop **out, const corio_loop_opts *opts)
   *out = NULL;
   loop = corio__calloc(1, sizeof(*loop));
   if (!loop) return -ENOMEM;
-  loop->be = &corio__uring_backend;
+  loop->be = be;
   loop->free_head = NO_ENTRY;
   loop->efd = -1;
   loop->sigfd = -1;

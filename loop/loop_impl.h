@@ -93,5 +93,8 @@ struct corio_loop {
 };
 
 void corio__loop_dispatch(corio_loop *loop, uint64_t user_data, int res, unsigned flags);
+/** corio_loop_new with another backend (tests drive the loop with a deterministic fake). */
+int corio__loop_new_backend(corio_loop **out, const corio_loop_opts *opts,
+                            const corio__backend_vt *be);
 
 #endif
