@@ -261,7 +261,9 @@ int corio__loop_post(corio_loop *loop, struct corio__mpsc_node *node)
    * sleeping from 1 to 0 writes, so a burst of posts costs one wakeup. */
   if (atomic_exchange_explicit(&loop->sleeping, 0, memory_order_seq_cst)) {
     uint64_t one = 1;
-    ssize_t w = write(loop->efd, &one, sizeof(one));
+    ssize_t w;
+    atomic_fetch_add_explicit(&loop->wakeups, 1, memory_order_relaxed);
+    w = write(loop->efd, &one, sizeof(one));
     (void)w; /* EAGAIN means the counter is already nonzero: the loop will wake anyway */
   }
   return 0;
@@ -294,6 +296,7 @@ static void drain_inbox(corio_loop *loop)
     n = next;
     cnt++;
   }
+  loop->stats.posts += cnt;
   atomic_fetch_sub_explicit(&loop->inbox_pending, cnt, memory_order_relaxed);
 }
 
@@ -477,6 +480,8 @@ static int iterate(corio_loop *loop, int64_t max_wait_ns, bool once)
   /* 1. inbox, then the callbacks ready at the start of this iteration */
   drain_inbox(loop);
   ran = loop->rq_len;
+  loop->stats.iterations++;
+  loop->stats.callbacks += ran;
   for (n = loop->rq_len; n > 0; n--) {
     uint32_t idx = loop->rq[loop->rq_head];
     loop->rq_head = (loop->rq_head + 1) & (loop->rq_cap - 1);
@@ -613,6 +618,13 @@ int corio_loop_run_once(corio_loop *loop, double timeout_s)
   leave_run(loop);
   if (rc < 0) return rc;
   return loop_alive(loop) ? 1 : 0;
+}
+
+void corio_loop_get_stats(const corio_loop *loop, corio_loop_stats *out)
+{
+  if (!loop || !out) return;
+  *out = loop->stats;
+  out->wakeups = atomic_load_explicit(&((corio_loop *)loop)->wakeups, memory_order_relaxed);
 }
 
 void corio_loop_stop(corio_loop *loop)

@@ -65,6 +65,9 @@ struct corio_loop {
   corio_op wake_op;
   uint64_t wake_buf;
 
+  corio_loop_stats stats;
+  _Atomic uint64_t wakeups;
+
   pthread_t thread;
   bool running, stopping;
   bool debug;

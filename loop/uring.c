@@ -71,6 +71,7 @@ static struct io_uring_sqe *uring_get_sqe(corio_loop *loop)
   struct io_uring_sqe *sqe = io_uring_get_sqe(&loop->ring);
   if (corio__unlikely(!sqe)) {
     /* SQ full: flush it (rare; only when one iteration queues more than the ring holds). */
+    loop->stats.enters++;
     io_uring_submit(&loop->ring);
     sqe = io_uring_get_sqe(&loop->ring);
   }
@@ -87,6 +88,7 @@ static int reap(corio_loop *loop)
     n++;
   }
   io_uring_cq_advance(&loop->ring, n);
+  loop->stats.cqes += n;
   return (int)n;
 }
 
@@ -106,12 +108,15 @@ static int uring_poll(corio_loop *loop, int64_t timeout_ns)
     if (io_uring_sq_ready(ring) == 0 &&
         !(kflags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) && (++loop->idle_polls & 1023))
       return reap(loop);
+    loop->stats.enters++;
     rc = io_uring_submit_and_get_events(ring);
   } else if (timeout_ns < 0) {
+    loop->stats.enters++;
     rc = io_uring_submit_and_wait_timeout(ring, &cqe, 1, NULL, NULL);
   } else {
     ts.tv_sec = timeout_ns / 1000000000;
     ts.tv_nsec = timeout_ns % 1000000000;
+    loop->stats.enters++;
     rc = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL);
   }
   if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) return rc;

@@ -195,3 +195,40 @@ Test(loop_threads, task_awaits_loopless_future)
   corio_future_unref(&a->task.fut);
   cr_assert_eq(corio_loop_close(loop), 0);
 }
+
+/* Posts made while the loop is busy (not sleeping) cost no eventfd write: a burst of posts wakes
+ * a sleeping loop once, not once per message. */
+static void *burst(void *arg)
+{
+  long *c = arg;
+  int i;
+  for (i = 0; i < 10000; i++) corio_call_soon_threadsafe(loop, count_cb, c);
+  return NULL;
+}
+static void busy_spin(void *arg)
+{
+  /* keep the loop busy (never sleeping) while the burst is posted */
+  if (!atomic_load((_Atomic int *)arg)) corio_call_soon(loop, busy_spin, arg, NULL);
+}
+
+Test(loop_threads, burst_costs_few_wakeups)
+{
+  pthread_t th;
+  long c = 0;
+  _Atomic int stop = 0;
+  corio_loop_stats st;
+  loop_thread = pthread_self();
+  total = 0;
+  corio_call_soon(loop, busy_spin, &stop, NULL);
+  pthread_create(&th, NULL, burst, &c);
+  pthread_join(th, NULL);
+  atomic_store(&stop, 1);
+  while (c < 10000) corio_loop_run_once(loop, 1.0);
+  while (corio_loop_run_once(loop, 0) > 0) {
+  }
+  corio_loop_get_stats(loop, &st);
+  cr_assert_eq(st.posts, 10000);
+  cr_assert_leq(st.wakeups, 2, "wakeups=%llu for 10000 posts to a busy loop",
+                (unsigned long long)st.wakeups);
+  cr_assert_eq(corio_loop_close(loop), 0);
+}

@@ -73,6 +73,18 @@ CORIO_EXTERN int corio_loop_fd(const corio_loop *loop);
 /** Seconds until the loop needs to run again: 0 if work is ready, -1 if it only waits on I/O. */
 CORIO_EXTERN double corio_loop_timeout(corio_loop *loop);
 
+/** Counters since the loop was created (cheap: plain increments on the loop thread). */
+typedef struct corio_loop_stats {
+  uint64_t iterations; /**< loop iterations */
+  uint64_t enters;     /**< io_uring_enter system calls made by the loop */
+  uint64_t cqes;       /**< completions reaped */
+  uint64_t callbacks;  /**< ready callbacks run */
+  uint64_t wakeups;    /**< eventfd writes by other threads (posts to a sleeping loop) */
+  uint64_t posts;      /**< cross-thread posts received */
+} corio_loop_stats;
+/** Copy the counters into @p out. */
+CORIO_EXTERN void corio_loop_get_stats(const corio_loop *loop, corio_loop_stats *out);
+
 /** Install the handler for errors nobody retrieved; NULL restores the default (stderr). */
 CORIO_EXTERN void corio_loop_set_exception_handler(corio_loop *loop, corio_exception_handler fn,
                                                    void *arg);
