@@ -72,6 +72,7 @@ void corio_future_unref(corio_future *f)
     corio_loop_call_exception_handler(f->loop, &ctx);
   }
   clear_value(f);
+  corio__free(f->errmsg);
   corio__free(f->cbs);
   f->cbs = NULL;
   if (f->ops && f->ops->destroy) f->ops->destroy(f);
@@ -258,6 +259,30 @@ int corio_future_set_error(corio_future *f, int err)
   return 0;
 }
 
+int corio_future_set_error_msg(corio_future *f, int err, const char *msg)
+{
+  int rc;
+  size_t n;
+  if (err >= 0) return -EINVAL;
+  rc = begin_set(f);
+  if (rc < 0) return rc;
+  f->err = err;
+  if (msg) {
+    n = strlen(msg) + 1;
+    f->errmsg = corio__malloc(n); /* on ENOMEM the error stands without its text */
+    if (f->errmsg) memcpy(f->errmsg, msg, n);
+  }
+  end_set(f, CORIO_FUTURE_DONE);
+  return 0;
+}
+
+const char *corio_future_error_message(corio_future *f)
+{
+  int err = corio_future_error(f);
+  if (err == CORIO_E_NOT_DONE || err >= 0) return NULL;
+  return f->errmsg ? f->errmsg : corio_strerror(err);
+}
+
 int corio_future_set_cancelled(corio_future *f)
 {
   int rc = begin_set(f);
@@ -437,7 +462,7 @@ int corio__future_transfer(corio_future *dst, corio_future *src, bool src_exclus
   int err = corio_future_error(src);
   corio_bytes copy;
   if (corio_future_cancelled(src)) return corio_future_set_cancelled(dst);
-  if (err < 0) return corio_future_set_error(dst, err);
+  if (err < 0) return corio_future_set_error_msg(dst, err, src->errmsg);
   switch (src->kind) {
   case KIND_PTR:
     if (src_exclusive) {

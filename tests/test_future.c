@@ -232,3 +232,20 @@ Test(future, allocation_failure_is_an_error)
   corio_set_allocator(NULL);
   cr_assert_eq(corio_loop_close(loop), 0);
 }
+
+Test(future, error_with_message)
+{
+  corio_future *f = corio_future_new(loop), *g = corio_future_new(loop), *h = corio_future_new(loop);
+  cr_assert_null(corio_future_error_message(f));
+  cr_assert_eq(corio_future_set_error_msg(f, -EIO, "disk on fire"), 0);
+  cr_assert_str_eq(corio_future_error_message(f), "disk on fire");
+  cr_assert_eq(corio_future_error(f), -EIO);
+  corio_future_set_error(g, -ENOENT);
+  cr_assert_str_eq(corio_future_error_message(g), "No such file or directory");
+  corio_future_set_result(h, 1);
+  cr_assert_null(corio_future_error_message(h));
+  corio_future_unref(f);
+  corio_future_unref(g);
+  corio_future_unref(h);
+  cr_assert_eq(corio_loop_close(loop), 0);
+}

@@ -63,6 +63,7 @@ struct corio_future {
   _Atomic int state;
   _Atomic int refs;
   int err;            /* negative code, 0 when the value is valid */
+  char *errmsg;       /* optional text of the error (owned) */
   unsigned char kind; /* 0 none/int, 1 ptr, 2 bytes */
   unsigned char retrieved;
   unsigned char heap;          /* freed with corio__free on the last unref */
@@ -100,6 +101,11 @@ CORIO_EXTERN int corio_future_set_result_ptr(corio_future *fut, void *p, corio_d
 CORIO_EXTERN int corio_future_set_result_bytes(corio_future *fut, corio_bytes bytes);
 /** Complete with an error (< 0). -ECANCELED is an error, not a cancellation. */
 CORIO_EXTERN int corio_future_set_error(corio_future *fut, int err);
+/** Complete with an error and a text saying what happened (copied; NULL = none). */
+CORIO_EXTERN int corio_future_set_error_msg(corio_future *fut, int err, const char *msg);
+/** The error's text: the one given to set_error_msg, else corio_strerror(err). NULL if the
+ *  future has no error. Valid while the future lives. */
+CORIO_EXTERN const char *corio_future_error_message(corio_future *fut);
 /**
  * Request cancellation. @return 1 if the future is (or will be) cancelled, 0 if it was done.
  */
