@@ -38,7 +38,7 @@ test-plain: build
 
 test-asan: build-asan
 	-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	  meson test -C $(ASAN) --print-errorlogs --num-processes 2
+	  meson test -C $(ASAN) --print-errorlogs --num-processes 2 --wrapper $(CURDIR)/tests/sanitizer_check.sh
 
 # The library must also build warning-free with clang.
 build-clang: deps

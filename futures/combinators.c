@@ -68,8 +68,10 @@ corio_future *corio_sleep(corio_loop *loop, double delay_s)
   corio_future_init(&s->fut, loop, &sleep_ops);
   corio_future_ref(&s->fut); /* the timer's */
   /* sleep(0) is asyncio's "yield to the loop once": a ready entry, not a timer. */
-  if (delay_s == 0) rc = corio_call_soon(loop, sleep_fire, s, &s->h);
-  else rc = corio_call_later(loop, delay_s, sleep_fire, s, &s->h);
+  if (delay_s == 0)
+    rc = corio_call_soon(loop, sleep_fire, s, &s->h);
+  else
+    rc = corio_call_later(loop, delay_s, sleep_fire, s, &s->h);
   if (rc < 0) {
     corio__free(s);
     return corio__future_failed(loop, rc);
@@ -141,8 +143,10 @@ static void gather_child_done(corio_future *child, void *arg)
       if (g->flags & CORIO_CANCEL_ON_ERROR)
         for (i = 0; i < g->n; i++) corio_future_cancel(g->children[i]);
     } else if (g->remaining == 0) {
-      if (g->cancelling) corio_future_set_cancelled(&g->fut);
-      else corio_future_set_result(&g->fut, 0);
+      if (g->cancelling)
+        corio_future_set_cancelled(&g->fut);
+      else
+        corio_future_set_result(&g->fut, 0);
     }
   }
   corio_future_unref(&g->fut);
@@ -252,8 +256,10 @@ corio_future *corio_wait(corio_future *const *futs, size_t n, int mode, double t
   struct group *g;
   size_t i;
   int rc;
-  if (n == 0 || (mode != CORIO_FIRST_COMPLETED && mode != CORIO_FIRST_EXCEPTION &&
-                 mode != CORIO_ALL_COMPLETED) || timeout_s != timeout_s) {
+  if (n == 0 ||
+      (mode != CORIO_FIRST_COMPLETED && mode != CORIO_FIRST_EXCEPTION &&
+       mode != CORIO_ALL_COMPLETED) ||
+      timeout_s != timeout_s) {
     if (futs) unref_all(futs, n);
     return corio__future_failed(pick_loop(futs, futs ? n : 0), -EINVAL);
   }
@@ -317,8 +323,10 @@ static void wait_for_inner_done(corio_future *inner, void *arg)
   if (w->timer && corio_handle_cancel(w->fut.loop, w->timer) == 0) corio_future_unref(&w->fut);
   w->timer = 0;
   if (!corio_future_done(&w->fut)) {
-    if (corio_future_cancelled(inner) && w->timed_out) corio_future_set_error(&w->fut, -ETIMEDOUT);
-    else corio__future_transfer(&w->fut, inner, inner_exclusive(inner));
+    if (corio_future_cancelled(inner) && w->timed_out)
+      corio_future_set_error(&w->fut, -ETIMEDOUT);
+    else
+      corio__future_transfer(&w->fut, inner, inner_exclusive(inner));
   }
   corio_future_unref(&w->fut);
 }
@@ -336,7 +344,8 @@ static void wait_for_timeout(void *arg)
   corio_future_unref(&w->fut);
 }
 
-static struct wrap *wrap_new(corio_future *inner, const corio_future_ops *ops, corio_future **failed)
+static struct wrap *wrap_new(corio_future *inner, const corio_future_ops *ops,
+                             corio_future **failed)
 {
   corio_loop *loop;
   struct wrap *w;
@@ -573,9 +582,12 @@ static void tg_finish(corio_task_group *g)
 {
   if (!g->waiter || g->pending || corio_future_done(&g->waiter->fut)) return;
   g->closed = true;
-  if (g->first_err) corio_future_set_error(&g->waiter->fut, g->first_err);
-  else if (g->cancelling) corio_future_set_cancelled(&g->waiter->fut);
-  else corio_future_set_result(&g->waiter->fut, 0);
+  if (g->first_err)
+    corio_future_set_error(&g->waiter->fut, g->first_err);
+  else if (g->cancelling)
+    corio_future_set_cancelled(&g->waiter->fut);
+  else
+    corio_future_set_result(&g->waiter->fut, 0);
 }
 
 static int tg_wait_cancel(corio_future *f)

@@ -54,8 +54,10 @@ corio_future *corio_future_ref(corio_future *f)
 
 static void clear_value(corio_future *f)
 {
-  if (f->kind == KIND_PTR && f->v.ptr.dtor && f->v.ptr.p) f->v.ptr.dtor(f->v.ptr.p);
-  else if (f->kind == KIND_BYTES) corio_bytes_free(&f->v.bytes);
+  if (f->kind == KIND_PTR && f->v.ptr.dtor && f->v.ptr.p)
+    f->v.ptr.dtor(f->v.ptr.p);
+  else if (f->kind == KIND_BYTES)
+    corio_bytes_free(&f->v.bytes);
   f->kind = KIND_INT;
   f->v.i = 0;
 }
@@ -75,8 +77,10 @@ void corio_future_unref(corio_future *f)
   corio__free(f->errmsg);
   corio__free(f->cbs);
   f->cbs = NULL;
-  if (f->ops && f->ops->destroy) f->ops->destroy(f);
-  else if (f->heap) corio__free(f);
+  if (f->ops && f->ops->destroy)
+    f->ops->destroy(f);
+  else if (f->heap)
+    corio__free(f);
 }
 
 /* ---- done callbacks ---- */
@@ -434,8 +438,8 @@ int corio_future_wait(corio_future *f, double timeout_s)
       ts.tv_sec = left / 1000000000;
       ts.tv_nsec = left % 1000000000;
     }
-    syscall(SYS_futex, (int *)&f->state, FUTEX_WAIT_PRIVATE, st, timeout_s >= 0 ? &ts : NULL,
-            NULL, 0);
+    syscall(SYS_futex, (int *)&f->state, FUTEX_WAIT_PRIVATE, st, timeout_s >= 0 ? &ts : NULL, NULL,
+            0);
   }
 }
 

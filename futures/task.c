@@ -83,8 +83,10 @@ static void task_first_step(void *arg)
   }
   if (t->flags & CORIO__T_CANCEL) { /* cancelled before it ran: the body never runs */
     corio_task_timeout_clear(t);
-    if (t->cancel_err == -ECANCELED) corio_future_set_cancelled(&t->fut);
-    else corio_future_set_error(&t->fut, t->cancel_err);
+    if (t->cancel_err == -ECANCELED)
+      corio_future_set_cancelled(&t->fut);
+    else
+      corio_future_set_error(&t->fut, t->cancel_err);
     task_release(t);
     return;
   }
@@ -255,8 +257,10 @@ corio_step corio__task_finish(corio_task *t)
   drop_awaited(t);
   corio_task_timeout_clear(t);
   if (t->err) {
-    if (t->err == -ECANCELED && (t->flags & CORIO__T_CANCEL)) corio_future_set_cancelled(&t->fut);
-    else corio_future_set_error(&t->fut, t->err);
+    if (t->err == -ECANCELED && (t->flags & CORIO__T_CANCEL))
+      corio_future_set_cancelled(&t->fut);
+    else
+      corio_future_set_error(&t->fut, t->err);
   } else if (t->ret_kind == 1) {
     corio_future_set_result_ptr(&t->fut, t->ret_p, t->ret_dtor);
   } else {

@@ -12,5 +12,6 @@
 #include "corio/task.h"
 #include "corio/combinators.h"
 #include "corio/sync.h"
+#include "corio/executor.h"
 
 #endif

@@ -23,8 +23,10 @@ static corio_allocator alloc = {libc_malloc, libc_realloc, libc_free, NULL};
 
 void corio_set_allocator(const corio_allocator *a)
 {
-  if (a) alloc = *a;
-  else alloc = (corio_allocator){libc_malloc, libc_realloc, libc_free, NULL};
+  if (a)
+    alloc = *a;
+  else
+    alloc = (corio_allocator){libc_malloc, libc_realloc, libc_free, NULL};
 }
 
 void *corio__malloc(size_t n)

@@ -12,10 +12,10 @@
 #include "corio.h"
 
 #if defined(__GNUC__)
-#define corio__likely(x) __builtin_expect(!!(x), 1)
+#define corio__likely(x)   __builtin_expect(!!(x), 1)
 #define corio__unlikely(x) __builtin_expect(!!(x), 0)
 #else
-#define corio__likely(x) (x)
+#define corio__likely(x)   (x)
 #define corio__unlikely(x) (x)
 #endif
 
@@ -48,7 +48,8 @@ static inline void corio__list_remove(corio__list *n)
   n->next->prev = n->prev;
   n->next = n->prev = n;
 }
-#define corio__list_foreach(pos, head) for ((pos) = (head)->next; (pos) != (head); (pos) = (pos)->next)
+#define corio__list_foreach(pos, head)                                                             \
+  for ((pos) = (head)->next; (pos) != (head); (pos) = (pos)->next)
 
 /* ---- 4-ary min-heap keyed by (key, seq) ---- *
  * Nodes are 16 bytes and carry the key inline, and the array is placed so that the four

@@ -397,7 +397,8 @@ int corio__loop_new_backend(corio_loop **out, const corio_loop_opts *opts,
   sigemptyset(&loop->sig_blocked_by_us);
   env = getenv("CORIO_DEBUG");
   loop->debug = (opts && opts->debug) || (env && env[0] && strcmp(env, "0") != 0);
-  loop->slow_ns = corio__seconds_to_ns(opts && opts->slow_callback_s > 0 ? opts->slow_callback_s : 0.1);
+  loop->slow_ns =
+      corio__seconds_to_ns(opts && opts->slow_callback_s > 0 ? opts->slow_callback_s : 0.1);
   rc = loop->be->init(loop, opts);
   if (rc < 0) {
     if (loop->debug) fprintf(stderr, "corio: cannot set up io_uring: %s\n", corio_strerror(rc));
@@ -702,8 +703,10 @@ void corio_loop_dump(corio_loop *loop, FILE *out)
   {
     corio_task *t = corio_container_of(n, corio_task, live);
     const char *what = "nothing";
-    if (t->awaiting) what = t->awaiting->ops && t->awaiting->ops->name ? t->awaiting->ops->name : "future";
-    else if (t->flags & CORIO__T_YIELD) what = "yield";
+    if (t->awaiting)
+      what = t->awaiting->ops && t->awaiting->ops->name ? t->awaiting->ops->name : "future";
+    else if (t->flags & CORIO__T_YIELD)
+      what = "yield";
     if (!(t->flags & CORIO__T_STARTED) || !t->file)
       fprintf(out, "  task %p: not started yet\n", (void *)t);
     else
@@ -832,8 +835,10 @@ static void watch_complete(corio_op *op, int res, unsigned flags)
   w->in_cb = true;
   w->cb(loop, w->fd, w->arg);
   w->in_cb = false;
-  if (!w->active) corio__free(w);
-  else watch_arm(loop, w);
+  if (!w->active)
+    corio__free(w);
+  else
+    watch_arm(loop, w);
 }
 
 static int watch_add(corio_loop *loop, int fd, short events, corio_fd_cb cb, void *arg)
@@ -888,8 +893,10 @@ static int watch_remove(corio_loop *loop, int fd, short events)
   tab[fd] = NULL;
   loop->nwatchers--;
   w->active = false;
-  if (w->op.inflight) corio_op_cancel(loop, &w->op); /* freed by its final CQE */
-  else if (!w->in_cb) corio__free(w);
+  if (w->op.inflight)
+    corio_op_cancel(loop, &w->op); /* freed by its final CQE */
+  else if (!w->in_cb)
+    corio__free(w);
   return 0;
 }
 

@@ -105,8 +105,8 @@ static int uring_poll(corio_loop *loop, int64_t timeout_ns)
     /* Nothing to submit and no deferred completions flagged: skip the syscall and just reap what
      * the CQ already holds. A busy loop of callbacks then costs no syscall at all. Every 1024th
      * such iteration enters anyway, as insurance against a kernel that does not flag work. */
-    if (io_uring_sq_ready(ring) == 0 &&
-        !(kflags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) && (++loop->idle_polls & 1023))
+    if (io_uring_sq_ready(ring) == 0 && !(kflags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) &&
+        (++loop->idle_polls & 1023))
       return reap(loop);
     loop->stats.enters++;
     rc = io_uring_submit_and_get_events(ring);

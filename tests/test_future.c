@@ -235,7 +235,8 @@ Test(future, allocation_failure_is_an_error)
 
 Test(future, error_with_message)
 {
-  corio_future *f = corio_future_new(loop), *g = corio_future_new(loop), *h = corio_future_new(loop);
+  corio_future *f = corio_future_new(loop), *g = corio_future_new(loop),
+               *h = corio_future_new(loop);
   cr_assert_null(corio_future_error_message(f));
   cr_assert_eq(corio_future_set_error_msg(f, -EIO, "disk on fire"), 0);
   cr_assert_str_eq(corio_future_error_message(f), "disk on fire");

@@ -16,8 +16,8 @@ static corio_step sleeper_step(corio_task *t)
   CORIO_BEGIN(t);
   for (s->i = 0; s->i < 5; s->i++) CORIO_AWAIT_TRY(t, corio_sleep(t->loop, 0.01));
   CORIO_RETURN(t, s->i);
-CORIO_FINALLY(t);
-CORIO_END(t);
+  CORIO_FINALLY(t);
+  CORIO_END(t);
 }
 
 static corio_loop *loop;

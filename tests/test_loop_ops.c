@@ -112,8 +112,8 @@ static int fake_fd(const corio_loop *loop)
   (void)loop;
   return -1;
 }
-static const corio__backend_vt fake_backend = {"fake", fake_init, fake_close, fake_get_sqe,
-                                               fake_poll, fake_fd};
+static const corio__backend_vt fake_backend = {"fake",       fake_init, fake_close,
+                                               fake_get_sqe, fake_poll, fake_fd};
 
 static int seen[8], nseen;
 static void rec_done(corio_op *op, int res, unsigned flags)

@@ -13,7 +13,7 @@ static void setup(void)
 }
 TestSuite(loop_threads, .init = setup, .timeout = 20);
 
-#define NTHREADS 4
+#define NTHREADS   4
 #define PER_THREAD 20000
 
 static long counts[NTHREADS];
@@ -175,8 +175,8 @@ static corio_step awaiter_step(corio_task *t)
   CORIO_AWAIT_TRY(t, corio_future_ref(a->f));
   a->on_loop = pthread_equal(pthread_self(), loop_thread);
   CORIO_RETURN(t, corio_future_int(corio_awaited(t)));
-CORIO_FINALLY(t);
-CORIO_END(t);
+  CORIO_FINALLY(t);
+  CORIO_END(t);
 }
 
 Test(loop_threads, task_awaits_loopless_future)

@@ -25,8 +25,8 @@ struct probe {
   corio_task task;
   int what;
   double delay;
-  corio_future *fut;      /* W_FUTURE: awaited (ref kept by the test) */
-  struct probe *child;    /* W_CHILD */
+  corio_future *fut;   /* W_FUTURE: awaited (ref kept by the test) */
+  struct probe *child; /* W_CHILD */
   int finally_runs, body_runs, after_await, err_in_finally, catch_it;
 };
 
@@ -53,11 +53,11 @@ static corio_step probe_step(corio_task *t)
   if (p->what == W_FAILED_PLAIN) CORIO_AWAIT(t, corio_future_ref(p->fut));
   p->after_await++;
   CORIO_RETURN(t, 7);
-CORIO_FINALLY(t);
+  CORIO_FINALLY(t);
   p->finally_runs++;
   p->err_in_finally = corio_task_error(t);
   if (p->catch_it) corio_task_catch(t);
-CORIO_END(t);
+  CORIO_END(t);
 }
 
 static struct probe *probe_new(int what)
@@ -149,6 +149,7 @@ static void cancel_cb(void *arg)
 static void cancel_case(int what)
 {
   struct probe *p = probe_new(what), *child = NULL;
+  corio_handle h;
   if (what == W_SLEEP) p->delay = 5.0;
   if (what == W_FUTURE) p->fut = corio_future_new(loop);
   if (what == W_CHILD) {
@@ -158,9 +159,10 @@ static void cancel_case(int what)
     corio_task_start(&child->task);
   }
   corio_task_start(&p->task);
-  corio_call_later(loop, 0.02, cancel_cb, &p->task, NULL);
+  corio_call_later(loop, 0.02, cancel_cb, &p->task, &h);
   if (what == W_YIELD) corio_call_soon(loop, cancel_cb, &p->task, NULL);
   cr_assert_eq(corio_loop_run_until_complete(loop, &p->task.fut), 0);
+  corio_handle_cancel(loop, h); /* the yield case finishes first: the timer must not outlive it */
   cr_assert(corio_future_cancelled(&p->task.fut), "what=%d", what);
   cr_assert_eq(p->finally_runs, 1);
   cr_assert_eq(p->err_in_finally, -ECANCELED);
@@ -229,9 +231,9 @@ static corio_step racer_step(corio_task *t)
   r->got = corio_future_int(corio_awaited(t));
   CORIO_AWAIT(t, corio_sleep(t->loop, 5));
   r->got = -1;
-CORIO_FINALLY(t);
+  CORIO_FINALLY(t);
   r->finally_err = corio_task_error(t);
-CORIO_END(t);
+  CORIO_END(t);
 }
 static void complete_then_cancel(void *arg)
 {
@@ -268,13 +270,13 @@ static corio_step cleaner_step(corio_task *t)
   double t0;
   CORIO_BEGIN(t);
   CORIO_AWAIT_TRY(t, corio_sleep(t->loop, 5));
-CORIO_FINALLY(t);
+  CORIO_FINALLY(t);
   c->cleaned_after = corio_loop_time(t->loop);
   CORIO_AWAIT(t, corio_sleep(t->loop, 0.05));
   c->cleanup_err = corio_future_error(corio_awaited(t));
   t0 = c->cleaned_after;
   c->cleaned_after = corio_loop_time(t->loop) - t0;
-CORIO_END(t);
+  CORIO_END(t);
 }
 
 Test(task, finally_awaits_are_shielded)
@@ -304,8 +306,8 @@ static corio_step scoped_step(corio_task *t)
   CORIO_TRY(t, corio_task_timeout(t, 0.05));
   for (s->steps = 0; s->steps < 10; s->steps++) CORIO_AWAIT_TRY(t, corio_sleep(t->loop, 0.02));
   corio_task_timeout_clear(t);
-CORIO_FINALLY(t);
-CORIO_END(t);
+  CORIO_FINALLY(t);
+  CORIO_END(t);
 }
 
 Test(task, timeout_scope)
@@ -385,8 +387,8 @@ static corio_step parent_step(corio_task *t)
     p->sum += corio_future_int(corio_awaited(t));
   }
   CORIO_RETURN(t, p->sum);
-CORIO_FINALLY(t);
-CORIO_END(t);
+  CORIO_FINALLY(t);
+  CORIO_END(t);
 }
 
 Test(task, embedded_children)
@@ -455,8 +457,8 @@ static corio_step bad_switch_step(corio_task *t)
     CORIO_AWAIT(t, corio_sleep(t->loop, 0.001));
     break;
   }
-CORIO_FINALLY(t);
-CORIO_END(t);
+  CORIO_FINALLY(t);
+  CORIO_END(t);
 }
 
 Test(task, await_inside_user_switch_aborts, .signal = SIGABRT)
@@ -471,8 +473,8 @@ static corio_step stray_break_step(corio_task *t)
   CORIO_BEGIN(t);
   CORIO_AWAIT(t, corio_sleep(t->loop, 0.001));
   break;
-CORIO_FINALLY(t);
-CORIO_END(t);
+  CORIO_FINALLY(t);
+  CORIO_END(t);
 }
 
 Test(task, stray_break_aborts, .signal = SIGABRT)

@@ -14,7 +14,7 @@ CORIO_EXTERN corio_future *corio_sleep(corio_loop *loop, double delay_s);
 
 /** gather flags */
 #define CORIO_RETURN_EXCEPTIONS 0x1u /**< Children's errors do not fail the gather. */
-#define CORIO_CANCEL_ON_ERROR 0x2u   /**< First error cancels the siblings (asyncio gh-75633). */
+#define CORIO_CANCEL_ON_ERROR   0x2u /**< First error cancels the siblings (asyncio gh-75633). */
 
 /**
  * Wait for all @p n futures. Done with value 0 when all are done (with CORIO_RETURN_EXCEPTIONS),
@@ -27,7 +27,11 @@ CORIO_EXTERN corio_future *corio_gather_child(corio_future *gather, size_t i);
 /** Number of children of a gather or wait future. */
 CORIO_EXTERN size_t corio_gather_size(corio_future *gather);
 
-enum corio_wait_mode { CORIO_FIRST_COMPLETED = 1, CORIO_FIRST_EXCEPTION = 2, CORIO_ALL_COMPLETED = 3 };
+enum corio_wait_mode {
+  CORIO_FIRST_COMPLETED = 1,
+  CORIO_FIRST_EXCEPTION = 2,
+  CORIO_ALL_COMPLETED = 3
+};
 /**
  * Wait until @p mode is met or @p timeout_s passes (< 0: no timeout). Never fails because of a
  * child or the timeout: done with the number of finished children. Children are not cancelled;

@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #if defined(__GNUC__) || defined(__clang__)
-#define CORIO_EXTERN __attribute__((visibility("default")))
+#define CORIO_EXTERN    __attribute__((visibility("default")))
 #define CORIO_NODISCARD __attribute__((warn_unused_result))
 #else
 #define CORIO_EXTERN
@@ -17,7 +17,8 @@
 #endif
 
 /** Pointer to the struct that embeds @p ptr as its member @p member. */
-#define corio_container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+#define corio_container_of(ptr, type, member)                                                      \
+  ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 typedef struct corio_loop corio_loop;
 typedef struct corio_future corio_future;

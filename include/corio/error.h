@@ -24,10 +24,11 @@
   X(URING_DISABLED, -4107,                                                                         \
     "io_uring is disabled by the administrator (sysctl kernel.io_uring_disabled); set it to 0")    \
   X(URING_DENIED, -4108,                                                                           \
-    "io_uring is denied to this process (seccomp filter, container policy or "                    \
+    "io_uring is denied to this process (seccomp filter, container policy or "                     \
     "kernel.io_uring_disabled=1 without the io_uring group); run outside the sandbox or allow "    \
     "io_uring_setup")                                                                              \
-  X(URING_NOSYS, -4109, "the kernel has no io_uring (Linux >= 5.19 built with CONFIG_IO_URING needed)") \
+  X(URING_NOSYS, -4109,                                                                            \
+    "the kernel has no io_uring (Linux >= 5.19 built with CONFIG_IO_URING needed)")                \
   X(URING_MEMLOCK, -4110,                                                                          \
     "io_uring could not lock ring memory (RLIMIT_MEMLOCK too low); raise `ulimit -l` or use a "    \
     "kernel >= 5.12 that charges rings to memcg")                                                  \

@@ -66,9 +66,9 @@ struct corio_future {
   char *errmsg;       /* optional text of the error (owned) */
   unsigned char kind; /* 0 none/int, 1 ptr, 2 bytes */
   unsigned char retrieved;
-  unsigned char heap;          /* freed with corio__free on the last unref */
-  unsigned char final_state;   /* DONE or CANCELLED while SETTING */
-  unsigned char cbs_scheduled; /* a ready-queue entry will run the callbacks */
+  unsigned char heap;            /* freed with corio__free on the last unref */
+  unsigned char final_state;     /* DONE or CANCELLED while SETTING */
+  unsigned char cbs_scheduled;   /* a ready-queue entry will run the callbacks */
   _Atomic unsigned char waiters; /* a thread sleeps in corio_future_wait */
   union {
     int64_t i;
@@ -81,7 +81,7 @@ struct corio_future {
   struct corio__fcb cb0;  /* first done callback, inline: most futures have exactly one */
   struct corio__fcb *cbs; /* the others */
   uint32_t ncbs, capcbs;
-  _Atomic int lock;       /* spinlock, only for loop-less futures */
+  _Atomic int lock;              /* spinlock, only for loop-less futures */
   struct corio__mpsc_node inbox; /* hand-off to the loop when completed from another thread */
 };
 
@@ -118,9 +118,10 @@ CORIO_EXTERN int corio_future_cancelled(const corio_future *fut);
 /** 0 if it has a value, the error if failed, -ECANCELED if cancelled, CORIO_E_NOT_DONE if pending.
  *  Marks the error as retrieved. */
 CORIO_EXTERN int corio_future_error(corio_future *fut);
-CORIO_EXTERN int64_t corio_future_int(const corio_future *fut);   /**< 0 unless int value */
-CORIO_EXTERN void *corio_future_ptr(const corio_future *fut);     /**< NULL unless ptr value */
-CORIO_EXTERN const corio_bytes *corio_future_bytes(const corio_future *fut); /**< NULL unless bytes */
+CORIO_EXTERN int64_t corio_future_int(const corio_future *fut); /**< 0 unless int value */
+CORIO_EXTERN void *corio_future_ptr(const corio_future *fut);   /**< NULL unless ptr value */
+CORIO_EXTERN const corio_bytes *
+corio_future_bytes(const corio_future *fut); /**< NULL unless bytes */
 /** Take the pointer value out (the future will no longer destroy it). */
 CORIO_EXTERN void *corio_future_steal_ptr(corio_future *fut);
 /** Take the bytes out (caller frees them with corio_bytes_free). */

@@ -12,11 +12,11 @@
 
 /** Loop options; zero-initialise and set what you need. */
 typedef struct corio_loop_opts {
-  unsigned entries;        /**< SQ ring size (power of two); 0 = 256. */
-  int debug;               /**< Debug mode (also enabled by CORIO_DEBUG=1 in the environment). */
-  double slow_callback_s;  /**< Debug: warn about callbacks slower than this; 0 = 0.1 s. */
-  unsigned setup_flags;    /**< 0 = try SINGLE_ISSUER|DEFER_TASKRUN, then COOP_TASKRUN, then none. */
-  int no_defer_taskrun;    /**< Skip DEFER_TASKRUN (set by embedders that poll corio_loop_fd()). */
+  unsigned entries;       /**< SQ ring size (power of two); 0 = 256. */
+  int debug;              /**< Debug mode (also enabled by CORIO_DEBUG=1 in the environment). */
+  double slow_callback_s; /**< Debug: warn about callbacks slower than this; 0 = 0.1 s. */
+  unsigned setup_flags;   /**< 0 = try SINGLE_ISSUER|DEFER_TASKRUN, then COOP_TASKRUN, then none. */
+  int no_defer_taskrun;   /**< Skip DEFER_TASKRUN (set by embedders that poll corio_loop_fd()). */
 } corio_loop_opts;
 
 /** A cancellable reference to a scheduled callback. The value 0 is never a valid handle. */
@@ -150,7 +150,8 @@ struct corio_op {
   uint32_t flags;    /**< Private. */
 };
 
-/** Get an SQE for @p op (user_data set; loop-alive count kept). NULL only on -ENOMEM-like states. */
+/** Get an SQE for @p op (user_data set; loop-alive count kept). NULL only on -ENOMEM-like states.
+ */
 CORIO_EXTERN struct io_uring_sqe *corio_op_sqe(corio_loop *loop, corio_op *op);
 /** Ask the kernel to cancel @p op (an ASYNC_CANCEL SQE). @return 0 or -ENOENT if not in flight. */
 CORIO_EXTERN int corio_op_cancel(corio_loop *loop, corio_op *op);

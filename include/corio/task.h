@@ -48,21 +48,21 @@ struct corio_task {
   corio_future fut; /* first: a task IS a future */
   corio_loop *loop; /**< The loop the task runs on (read-only). */
   corio_task_step step;
-  int resume;               /* source line to resume at; 0 = start */
-  int err;                  /* error being unwound, 0 if none */
-  unsigned flags;           /* CORIO__T_* */
-  int cancel_err;           /* -ECANCELED, or -ETIMEDOUT for a timeout scope */
-  const char *file;         /* where it is suspended */
+  int resume;       /* source line to resume at; 0 = start */
+  int err;          /* error being unwound, 0 if none */
+  unsigned flags;   /* CORIO__T_* */
+  int cancel_err;   /* -ECANCELED, or -ETIMEDOUT for a timeout scope */
+  const char *file; /* where it is suspended */
   int line;
-  corio_future *awaiting;   /* pending future (reference held) */
-  corio_future *awaited;    /* last completed one (reference held) */
-  int64_t ret_i;            /* CORIO_RETURN value */
+  corio_future *awaiting; /* pending future (reference held) */
+  corio_future *awaited;  /* last completed one (reference held) */
+  int64_t ret_i;          /* CORIO_RETURN value */
   void *ret_p;
   corio_dtor ret_dtor;
   unsigned char ret_kind;
-  corio_handle timeout;     /* timeout scope timer */
-  void *frame;              /* heap tasks: the frame to free */
-  struct corio__list live;  /* the loop's live tasks (for dump/close) */
+  corio_handle timeout;    /* timeout scope timer */
+  void *frame;             /* heap tasks: the frame to free */
+  struct corio__list live; /* the loop's live tasks (for dump/close) */
 };
 
 CORIO_EXTERN corio_task *corio__task_new(corio_loop *loop, corio_task_step step, size_t size,
@@ -118,10 +118,10 @@ static inline int corio_task_catch(corio_task *t)
 
 /* ---- internals used by the macros ---- */
 #define CORIO__T_STARTED 0x1u
-#define CORIO__T_CANCEL 0x2u   /* cancellation requested */
+#define CORIO__T_CANCEL  0x2u  /* cancellation requested */
 #define CORIO__T_FINALLY 0x4u  /* inside CORIO_FINALLY */
 #define CORIO__T_RUNNING 0x8u  /* inside the step function */
-#define CORIO__T_YIELD 0x10u   /* suspended in CORIO_YIELD */
+#define CORIO__T_YIELD   0x10u /* suspended in CORIO_YIELD */
 CORIO_EXTERN int corio__task_await(corio_task *t, corio_future *fut, const char *file, int line);
 CORIO_EXTERN int corio__task_resumed(corio_task *t, int try_);
 CORIO_EXTERN int corio__task_yield(corio_task *t, const char *file, int line);
