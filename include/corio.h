@@ -13,5 +13,6 @@
 #include "corio/combinators.h"
 #include "corio/sync.h"
 #include "corio/executor.h"
+#include "corio/transport.h"
 
 #endif

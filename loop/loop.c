@@ -456,6 +456,7 @@ int corio_loop_close(corio_loop *loop)
   }
   atomic_store(&loop->closing, 1);
   loop->be->close(loop); /* cancels and reaps the internal ops (wakeup, signal poll) */
+  if (loop->bufring_free) loop->bufring_free(loop->bufring);
   if (loop->efd >= 0) close(loop->efd);
   if (loop->sigfd >= 0) close(loop->sigfd);
   corio__heap_free(&loop->timers);

@@ -90,6 +90,10 @@ struct corio_loop {
   } sigh[_NSIG];
   int nsig;
 
+  /* transports' provided-buffer ring, created on first use, freed after the ring at close */
+  void *bufring;
+  void (*bufring_free)(void *bufring);
+
   /* readers / writers, indexed by fd */
   corio__watcher **readers, **writers;
   size_t watch_cap, nwatchers;
