@@ -14,5 +14,6 @@
 #include "corio/sync.h"
 #include "corio/executor.h"
 #include "corio/transport.h"
+#include "corio/stream.h"
 
 #endif

@@ -21,7 +21,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
-#include "loop_impl.h"
+#include "transport_impl.h"
 
 /* ---------------- the loop's provided-buffer ring ---------------- */
 
@@ -134,7 +134,13 @@ struct corio_server {
   corio_handle retry;
   corio_future *closed;
   uint16_t port;
+  void (*user_free)(void *user);
 };
+
+void corio__server_set_user_free(corio_server *srv, void (*fn)(void *user))
+{
+  srv->user_free = fn;
+}
 
 static void arm_recv(corio_transport *tr);
 static void maybe_finish(corio_transport *tr);
@@ -581,6 +587,7 @@ static void server_maybe_finish(corio_server *srv)
     corio_future_unref(srv->closed);
     srv->closed = NULL;
   }
+  if (srv->user_free) srv->user_free(srv->user);
   corio__free(srv);
 }
 

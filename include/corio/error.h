@@ -33,7 +33,10 @@
     "io_uring could not lock ring memory (RLIMIT_MEMLOCK too low); raise `ulimit -l` or use a "    \
     "kernel >= 5.12 that charges rings to memcg")                                                  \
   X(NOT_DONE, -4111, "the future is not done yet")                                                 \
-  X(CLOSED, -4112, "the object was closed")
+  X(CLOSED, -4112, "the object was closed")                                                        \
+  X(INCOMPLETE_READ, -4113, "end of stream before the expected number of bytes")                   \
+  X(LIMIT_OVERRUN, -4114, "the separator was not found within the stream's buffer limit")          \
+  X(READ_PENDING, -4115, "another read is already waiting on this stream")
 
 enum corio_error {
 #define CORIO__ERR_ENUM(name, value, msg) CORIO_E_##name = (value),
