@@ -7,6 +7,7 @@
 #ifndef CORIO_ERROR_H
 #define CORIO_ERROR_H
 
+#include <errno.h>
 #include "common.h"
 
 /* X(name, value, message). One table: the enum, corio_strerror and corio_err_name come from it. */
