@@ -46,12 +46,6 @@ corio_future *corio_future_new(corio_loop *loop)
   return f;
 }
 
-corio_future *corio_future_ref(corio_future *f)
-{
-  if (f) atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
-  return f;
-}
-
 static void clear_value(corio_future *f)
 {
   if (f->kind == KIND_PTR && f->v.ptr.dtor && f->v.ptr.p)
@@ -62,10 +56,8 @@ static void clear_value(corio_future *f)
   f->v.i = 0;
 }
 
-void corio_future_unref(corio_future *f)
+void corio__future_destroy(corio_future *f)
 {
-  if (!f) return;
-  if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1) return;
   if (atomic_load_explicit(&f->state, memory_order_acquire) == CORIO_FUTURE_DONE && f->err < 0 &&
       !f->retrieved && f->loop && (corio__loop_debug(f->loop) || corio_task_of(f))) {
     corio_exception_ctx ctx = {corio_task_of(f) ? "task error never retrieved"

@@ -11,8 +11,6 @@
 #include <stdlib.h>
 #include "internal.h"
 
-#define T_UNWIND 0x100u /* the next resumed() check unwinds (error set by await/yield/cancel) */
-
 static int task_cancel_op(corio_future *f);
 static void task_destroy(corio_future *f);
 static const corio_future_ops task_ops = {task_cancel_op, task_destroy, "task"};
@@ -154,7 +152,7 @@ static void drop_awaited(corio_task *t)
 static int unwind_now(corio_task *t, int err)
 {
   if (!t->err) t->err = err;
-  t->flags |= T_UNWIND;
+  t->flags |= CORIO__T_UNWIND;
   return 0;
 }
 
@@ -193,8 +191,8 @@ int corio__task_resumed(corio_task *t, int try_)
 {
   corio_future *f = t->awaited;
   int e;
-  if (t->flags & T_UNWIND) {
-    t->flags &= ~T_UNWIND;
+  if (t->flags & CORIO__T_UNWIND) {
+    t->flags &= ~CORIO__T_UNWIND;
     return !(t->flags & CORIO__T_FINALLY);
   }
   if (t->flags & CORIO__T_FINALLY) return 0;

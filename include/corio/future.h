@@ -90,8 +90,20 @@ CORIO_EXTERN corio_future *corio_future_new(corio_loop *loop);
 /** Initialise a future embedded in caller storage (freed by ops->destroy, not by corio). */
 CORIO_EXTERN void corio_future_init(corio_future *fut, corio_loop *loop,
                                     const corio_future_ops *ops);
-CORIO_EXTERN corio_future *corio_future_ref(corio_future *fut);
-CORIO_EXTERN void corio_future_unref(corio_future *fut);
+/** Destroy a future whose last reference was dropped (called by corio_future_unref). */
+CORIO_EXTERN void corio__future_destroy(corio_future *fut);
+/** Take a reference (NULL-safe). Inline: it is on every await's path. */
+static inline corio_future *corio_future_ref(corio_future *fut)
+{
+  if (fut) atomic_fetch_add_explicit(&fut->refs, 1, memory_order_relaxed);
+  return fut;
+}
+/** Drop a reference; the last one destroys the future (NULL-safe). */
+static inline void corio_future_unref(corio_future *fut)
+{
+  if (fut && atomic_fetch_sub_explicit(&fut->refs, 1, memory_order_acq_rel) == 1)
+    corio__future_destroy(fut);
+}
 
 /** Complete with an integer value. @return 0, or CORIO_E_INVALID_STATE if already done. */
 CORIO_EXTERN int corio_future_set_result(corio_future *fut, int64_t value);

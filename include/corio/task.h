@@ -118,10 +118,11 @@ static inline int corio_task_catch(corio_task *t)
 
 /* ---- internals used by the macros ---- */
 #define CORIO__T_STARTED 0x1u
-#define CORIO__T_CANCEL  0x2u  /* cancellation requested */
-#define CORIO__T_FINALLY 0x4u  /* inside CORIO_FINALLY */
-#define CORIO__T_RUNNING 0x8u  /* inside the step function */
-#define CORIO__T_YIELD   0x10u /* suspended in CORIO_YIELD */
+#define CORIO__T_CANCEL  0x2u   /* cancellation requested */
+#define CORIO__T_FINALLY 0x4u   /* inside CORIO_FINALLY */
+#define CORIO__T_RUNNING 0x8u   /* inside the step function */
+#define CORIO__T_YIELD   0x10u  /* suspended in CORIO_YIELD */
+#define CORIO__T_UNWIND  0x100u /* the next resumed() check unwinds */
 CORIO_EXTERN int corio__task_await(corio_task *t, corio_future *fut, const char *file, int line);
 CORIO_EXTERN int corio__task_resumed(corio_task *t, int try_);
 CORIO_EXTERN int corio__task_yield(corio_task *t, const char *file, int line);
@@ -130,6 +131,32 @@ CORIO_EXTERN void corio__task_enter_finally(corio_task *t);
 CORIO_EXTERN corio_step corio__task_finish(corio_task *t);
 CORIO_EXTERN corio_step corio__task_bad_resume(corio_task *t, const char *file, int line);
 CORIO_EXTERN corio_step corio__task_fell_out(corio_task *t, const char *file, int line);
+/* Inline fast paths of the await macros: awaiting a future that is already done (the common
+ * case for cached results, locks taken at once, data already buffered) costs no call. */
+static inline int corio__task_await_fast(corio_task *t, corio_future *f, const char *file, int line)
+{
+  corio_future *old;
+  if (f && (!f->loop || f->loop == t->loop) &&
+      atomic_load_explicit(&f->state, memory_order_acquire) >= CORIO_FUTURE_DONE) {
+    old = t->awaited;
+    t->awaited = f;
+    f->retrieved = 1;
+    t->file = file;
+    t->line = line;
+    corio_future_unref(old);
+    return 0;
+  }
+  return corio__task_await(t, f, file, line);
+}
+static inline int corio__task_resumed_fast(corio_task *t, int try_)
+{
+  corio_future *f = t->awaited;
+  if (!(t->flags & (CORIO__T_UNWIND | CORIO__T_FINALLY | CORIO__T_CANCEL)) &&
+      (!try_ || (f && f->err == 0 &&
+                 atomic_load_explicit(&f->state, memory_order_relaxed) == CORIO_FUTURE_DONE)))
+    return 0;
+  return corio__task_resumed(t, try_);
+}
 static inline corio_step corio__task_suspend(void)
 {
   corio_step s = {1};
@@ -165,12 +192,12 @@ static inline void corio__task_ret_ptr(corio_task *t, void *p, corio_dtor d)
 #define CORIO_AWAIT_TRY(t, fut) CORIO__AWAIT(t, fut, 1)
 #define CORIO__AWAIT(t, fut, try_)                                                                 \
   do {                                                                                             \
-    if (corio__task_await((t), (fut), __FILE__, __LINE__)) {                                       \
+    if (corio__task_await_fast((t), (fut), __FILE__, __LINE__)) {                                  \
       (t)->resume = __LINE__;                                                                      \
       return corio__task_suspend();                                                                \
     case __LINE__:;                                                                                \
     }                                                                                              \
-    if (corio__task_resumed((t), (try_))) goto corio__finally;                                     \
+    if (corio__task_resumed_fast((t), (try_))) goto corio__finally;                                \
   } while (0)
 
 /** Let other callbacks and tasks run, resume on the next iteration. */
