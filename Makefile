@@ -37,7 +37,8 @@ test-plain: build
 	-meson test -C $(BUILD) --print-errorlogs --num-processes 2
 
 test-asan: build-asan
-	-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  meson test -C $(ASAN) --print-errorlogs --num-processes 2 --wrapper $(CURDIR)/tests/sanitizer_check.sh
 
 # The library must also build warning-free with clang.
