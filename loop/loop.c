@@ -75,15 +75,15 @@ static void ent_release(corio_loop *loop, uint32_t idx)
 
 static int rq_push(corio_loop *loop, uint32_t idx)
 {
-  if (loop->rq_len == loop->rq_cap) {
-    uint32_t ncap = loop->rq_cap ? loop->rq_cap * 2 : 256, i;
-    uint32_t *nq = corio__malloc((size_t)ncap * sizeof(*nq));
+  if (corio__unlikely(loop->rq_len == loop->rq_cap)) {
+    uint32_t ncap = loop->rq_cap ? loop->rq_cap * 2 : 256, wrapped;
+    uint32_t *nq = corio__realloc(loop->rq, (size_t)ncap * sizeof(*nq));
     if (!nq) return -ENOMEM;
-    for (i = 0; i < loop->rq_len; i++) nq[i] = loop->rq[(loop->rq_head + i) & (loop->rq_cap - 1)];
-    corio__free(loop->rq);
+    /* the ring is full: its wrapped-around prefix [0, head) moves after the old end */
+    wrapped = loop->rq_head;
+    if (wrapped) memcpy(nq + loop->rq_cap, nq, (size_t)wrapped * sizeof(*nq));
     loop->rq = nq;
     loop->rq_cap = ncap;
-    loop->rq_head = 0;
   }
   loop->rq[(loop->rq_head + loop->rq_len) & (loop->rq_cap - 1)] = idx;
   loop->rq_len++;

@@ -16,10 +16,12 @@
 enum { ENT_FREE = 0, ENT_READY, ENT_TIMER, ENT_CANCELLED };
 typedef struct corio__entry {
   corio_cb cb;
-  void *arg;
+  union {
+    void *arg;          /* while scheduled */
+    uint32_t next_free; /* while free: 24 bytes an entry, which matters at 10M timers */
+  };
   uint32_t gen;
   uint32_t state;
-  uint32_t next_free;
 } corio__entry;
 
 /* The backend seam (STYLE: backends): the io_uring code sits behind this const vtable so that a

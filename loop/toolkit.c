@@ -55,12 +55,17 @@ static void sift_down(corio__heap *h, size_t i)
  * byte 64*i + 64 of that base, and the four children fill exactly one line. */
 static int heap_grow(corio__heap *h)
 {
-  size_t ncap = h->cap ? h->cap * 2 : 64;
-  char *mem = corio__malloc(ncap * sizeof(corio__heap_node) + 128), *base;
+  size_t ncap = h->cap ? h->cap * 2 : 64, old_off = 0, new_off;
+  char *mem, *base;
+  if (h->mem) old_off = (size_t)((char *)h->nodes - (char *)h->mem);
+  /* realloc, not malloc + copy: glibc moves large blocks with mremap (no copy), and a moved
+   * block keeps its offset within the page, so the cache-line placement usually survives. */
+  mem = corio__realloc(h->mem, ncap * sizeof(corio__heap_node) + 128);
   if (!mem) return -ENOMEM;
   base = (char *)(((uintptr_t)mem + 63) & ~(uintptr_t)63) + 64 - sizeof(corio__heap_node);
-  if (h->n) memcpy(base, h->nodes, h->n * sizeof(corio__heap_node));
-  corio__free(h->mem);
+  new_off = (size_t)(base - mem);
+  if (h->mem && new_off != old_off && h->n)
+    memmove(base, mem + old_off, h->n * sizeof(corio__heap_node));
   h->mem = mem;
   h->nodes = (corio__heap_node *)(void *)base;
   h->cap = ncap;
@@ -75,13 +80,27 @@ int corio__heap_push(corio__heap *h, int64_t key, uint32_t seq, uint32_t id)
   return 0;
 }
 
+/* Bottom-up pop (Floyd): walk the hole from the root down to a leaf along the smallest
+ * children, without comparing against the element that will fill it (it came from the bottom
+ * and almost always belongs there), then sift that element up from the leaf. One compare fewer
+ * per level than a plain sift-down; the cache lines touched are the same. */
 uint32_t corio__heap_pop(corio__heap *h)
 {
   uint32_t id = h->nodes[0].id;
-  if (--h->n) {
-    h->nodes[0] = h->nodes[h->n];
-    sift_down(h, 0);
+  size_t i = 0, n = --h->n, c, best, k, end;
+  if (!n) return id;
+  for (;;) {
+    c = 4 * i + 1;
+    if (c >= n) break;
+    best = c;
+    end = c + 4 < n ? c + 4 : n;
+    for (k = c + 1; k < end; k++)
+      if (node_less(&h->nodes[k], &h->nodes[best])) best = k;
+    h->nodes[i] = h->nodes[best];
+    i = best;
   }
+  h->nodes[i] = h->nodes[n];
+  sift_up(h, i);
   return id;
 }
 
