@@ -136,11 +136,12 @@ int corio__buf_reserve(corio__buf *b, size_t extra)
 {
   size_t need, ncap;
   uint8_t *nd;
-  if (extra > SIZE_MAX - b->len) return -ENOMEM;
+  /* no object may exceed PTRDIFF_MAX: refuse before asking the allocator for the impossible */
+  if (extra > (size_t)PTRDIFF_MAX - b->len) return -ENOMEM;
   need = b->len + extra;
   if (need <= b->cap) return 0;
   ncap = b->cap ? b->cap : 256;
-  while (ncap < need) ncap = ncap > SIZE_MAX / 2 ? need : ncap * 2;
+  while (ncap < need) ncap = ncap > (size_t)PTRDIFF_MAX / 2 ? need : ncap * 2;
   nd = corio__realloc(b->data, ncap);
   if (!nd) return -ENOMEM;
   b->data = nd;
