@@ -76,6 +76,10 @@ print("| c1_64B median RTT | " + " | ".join(f"{r[i]:.1f} us" if i in r else "n/a
 for sc in ["c100_64B", "c1000_64B"]:
     r = res.get(sc + "_cpu", {})
     print(f"| {sc} server user CPU/echo | " + " | ".join(f"{r[i]:.2f} us" if i in r else "n/a" for i in impls) + " | | | |")
+scen = ["c1_64B", "c100_64B", "c1000_64B", "c100_4096B"]
+per = {}
 for impl, v in enters:
-    print(f"\n{impl}: io_uring_enter calls per echo over the 4 scenarios (last value per server): {v:.3f}")
+    per.setdefault(impl, []).append(v)
+for impl, vs in per.items():
+    print(f"| {impl} io_uring_enter per echo | " + " | ".join(f"{s}: {v:.2f}" for s, v in zip(scen, vs)) + " |")
 PYEOF
