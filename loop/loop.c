@@ -451,8 +451,11 @@ int corio_loop_close(corio_loop *loop)
       corio__list_foreach(n, &loop->tasks)
       {
         corio_task *t = corio_container_of(n, corio_task, live);
-        fprintf(stderr, "corio: task %p still alive at close (suspended at %s:%d)\n", (void *)t,
-                t->file ? t->file : "?", t->line);
+        char msg[256];
+        corio_exception_ctx ctx = {msg, -EBUSY, &t->fut};
+        snprintf(msg, sizeof(msg), "task %p still alive at close (suspended at %s:%d)", (void *)t,
+                 t->file ? t->file : "?", t->line);
+        corio_loop_call_exception_handler(loop, &ctx);
       }
     }
     return -EBUSY;

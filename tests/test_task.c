@@ -483,3 +483,40 @@ Test(task, stray_break_aborts, .signal = SIGABRT)
   corio_task_start(&m->task);
   corio_loop_run_until_complete(loop, &m->task.fut);
 }
+
+static int alive_reports;
+static char alive_msg[256];
+static void alive_handler(corio_loop *l, const corio_exception_ctx *ctx, void *arg)
+{
+  (void)l;
+  (void)arg;
+  if (strstr(ctx->message, "alive at close")) {
+    alive_reports++;
+    snprintf(alive_msg, sizeof(alive_msg), "%s", ctx->message);
+  }
+}
+
+Test(task, debug_mode_reports_tasks_alive_at_close)
+{
+  corio_loop *dbg;
+  corio_loop_opts o = {0};
+  struct probe *p;
+  o.debug = 1;
+  cr_assert_eq(corio_loop_new(&dbg, &o), 0);
+  corio_loop_set_exception_handler(dbg, alive_handler, NULL);
+  p = corio_task_new(dbg, probe_step, struct probe, task);
+  p->what = W_SLEEP;
+  p->delay = 5;
+  corio_task_start(&p->task);
+  corio_loop_run_once(dbg, 0);
+  cr_assert_eq(corio_loop_close(dbg), -EBUSY);
+  cr_assert_eq(alive_reports, 1);
+  cr_assert(strstr(alive_msg, "test_task.c:") != NULL, "%s", alive_msg);
+  corio_task_cancel(&p->task);
+  corio_loop_run_until_complete(dbg, &p->task.fut);
+  corio_future_unref(&p->task.fut);
+  while (corio_loop_run_once(dbg, 0) > 0) {
+  }
+  cr_assert_eq(corio_loop_close(dbg), 0);
+  cr_assert_eq(corio_loop_close(loop), 0);
+}
