@@ -2,7 +2,8 @@
 #   make demo   build and run the headline example
 #   make test   plain + ASan/UBSan builds, the whole suite, one summary line at the end
 SHELL := /bin/bash
-DEBS := gcc clang liburing-dev libc-ares-dev libcriterion-dev meson ninja-build pkg-config python3
+DEBS := gcc clang liburing-dev libc-ares-dev libcriterion-dev meson ninja-build pkg-config python3 \
+  dnsmasq-base
 BENCH_DEBS := libuv1-dev python3-uvloop linux-perf
 BUILD ?= build
 ASAN ?= build-asan

@@ -15,5 +15,6 @@
 #include "corio/executor.h"
 #include "corio/transport.h"
 #include "corio/stream.h"
+#include "corio/dns.h"
 
 #endif

@@ -31,7 +31,7 @@ struct corio__watcher {
   corio_op op;
   int fd;
   short events;
-  bool active, in_cb;
+  bool active, in_cb, internal;
   corio_fd_cb cb;
   void *arg;
 };
@@ -444,6 +444,7 @@ static bool loop_alive(const corio_loop *loop)
 int corio_loop_close(corio_loop *loop)
 {
   corio__list *n;
+  size_t i;
   if (!loop) return -EINVAL;
   if (loop->running) return CORIO_E_LOOP_RUNNING;
   if (loop_alive(loop)) {
@@ -460,9 +461,14 @@ int corio_loop_close(corio_loop *loop)
     }
     return -EBUSY;
   }
+  if (loop->resolver_free) loop->resolver_free(loop->resolver); /* needs the ring: first */
   atomic_store(&loop->closing, 1);
   loop->be->close(loop); /* cancels and reaps the internal ops (wakeup, signal poll) */
   if (loop->bufring_free) loop->bufring_free(loop->bufring);
+  for (i = 0; i < loop->watch_cap; i++) { /* internal watchers left: their ops died with the ring */
+    corio__free(loop->readers[i]);
+    corio__free(loop->writers[i]);
+  }
   if (loop->efd >= 0) close(loop->efd);
   if (loop->sigfd >= 0) close(loop->sigfd);
   corio__heap_free(&loop->timers);
@@ -848,7 +854,8 @@ static void watch_complete(corio_op *op, int res, unsigned flags)
     watch_arm(loop, w);
 }
 
-static int watch_add(corio_loop *loop, int fd, short events, corio_fd_cb cb, void *arg)
+static int watch_add(corio_loop *loop, int fd, short events, corio_fd_cb cb, void *arg,
+                     bool internal)
 {
   corio__watcher ***tab = events == POLLIN ? &loop->readers : &loop->writers;
   corio__watcher *w;
@@ -882,10 +889,12 @@ static int watch_add(corio_loop *loop, int fd, short events, corio_fd_cb cb, voi
   w->fd = fd;
   w->events = events;
   w->active = true;
+  w->internal = internal;
+  if (internal) w->op.flags = CORIO__OP_INTERNAL;
   w->cb = cb;
   w->arg = arg;
   (*tab)[fd] = w;
-  loop->nwatchers++;
+  if (!internal) loop->nwatchers++;
   watch_arm(loop, w);
   return 0;
 }
@@ -898,7 +907,7 @@ static int watch_remove(corio_loop *loop, int fd, short events)
   if ((size_t)fd >= loop->watch_cap || !tab[fd]) return -ENOENT;
   w = tab[fd];
   tab[fd] = NULL;
-  loop->nwatchers--;
+  if (!w->internal) loop->nwatchers--;
   w->active = false;
   if (w->op.inflight)
     corio_op_cancel(loop, &w->op); /* freed by its final CQE */
@@ -907,9 +916,20 @@ static int watch_remove(corio_loop *loop, int fd, short events)
   return 0;
 }
 
+int corio__loop_watch(corio_loop *loop, int fd, short events, corio_fd_cb cb, void *arg,
+                      bool internal)
+{
+  return watch_add(loop, fd, events == POLLOUT ? POLLOUT : POLLIN, cb, arg, internal);
+}
+
+int corio__loop_unwatch(corio_loop *loop, int fd, short events)
+{
+  return watch_remove(loop, fd, events == POLLOUT ? POLLOUT : POLLIN);
+}
+
 int corio_add_reader(corio_loop *loop, int fd, corio_fd_cb cb, void *arg)
 {
-  return watch_add(loop, fd, POLLIN, cb, arg);
+  return watch_add(loop, fd, POLLIN, cb, arg, false);
 }
 int corio_remove_reader(corio_loop *loop, int fd)
 {
@@ -917,7 +937,7 @@ int corio_remove_reader(corio_loop *loop, int fd)
 }
 int corio_add_writer(corio_loop *loop, int fd, corio_fd_cb cb, void *arg)
 {
-  return watch_add(loop, fd, POLLOUT, cb, arg);
+  return watch_add(loop, fd, POLLOUT, cb, arg, false);
 }
 int corio_remove_writer(corio_loop *loop, int fd)
 {

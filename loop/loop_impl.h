@@ -92,6 +92,10 @@ struct corio_loop {
   } sigh[_NSIG];
   int nsig;
 
+  /* the DNS resolver (transports/dns.c), created on first use, freed before the ring at close */
+  void *resolver;
+  void (*resolver_free)(void *resolver);
+
   /* transports' provided-buffer ring, created on first use, freed after the ring at close */
   void *bufring;
   void (*bufring_free)(void *bufring);
@@ -102,6 +106,11 @@ struct corio_loop {
 };
 
 void corio__loop_dispatch(corio_loop *loop, uint64_t user_data, int res, unsigned flags);
+/** add_reader/add_writer for the library's own fds (c-ares sockets): such watchers do not keep
+ *  the loop alive, and corio_loop_close frees any that remain. */
+int corio__loop_watch(corio_loop *loop, int fd, short events, corio_fd_cb cb, void *arg,
+                      bool internal);
+int corio__loop_unwatch(corio_loop *loop, int fd, short events);
 /** corio_loop_new with another backend (tests drive the loop with a deterministic fake). */
 int corio__loop_new_backend(corio_loop **out, const corio_loop_opts *opts,
                             const corio__backend_vt *be);

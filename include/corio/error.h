@@ -37,7 +37,17 @@
   X(CLOSED, -4112, "the object was closed")                                                        \
   X(INCOMPLETE_READ, -4113, "end of stream before the expected number of bytes")                   \
   X(LIMIT_OVERRUN, -4114, "the separator was not found within the stream's buffer limit")          \
-  X(READ_PENDING, -4115, "another read is already waiting on this stream")
+  X(READ_PENDING, -4115, "another read is already waiting on this stream")                         \
+  X(DNS_NOTFOUND, -4116, "DNS: no such host (NXDOMAIN)")                                           \
+  X(DNS_NODATA, -4117, "DNS: the name exists but has no address of the requested family")          \
+  X(DNS_SERVFAIL, -4118, "DNS: the server failed to answer (SERVFAIL)")                            \
+  X(DNS_REFUSED, -4119, "DNS: the server refused the query")                                       \
+  X(DNS_TIMEOUT, -4120, "DNS: no answer from any server within the timeout")                       \
+  X(DNS_CONNREFUSED, -4121, "DNS: could not contact the DNS servers")                              \
+  X(DNS_BADNAME, -4122, "DNS: malformed host name")                                                \
+  X(DNS_BADRESP, -4123, "DNS: malformed reply from the server")                                    \
+  X(DNS_NONAME, -4124, "DNS: unknown host or service name")                                        \
+  X(DNS_FAILURE, -4125, "DNS: lookup failed")
 
 enum corio_error {
 #define CORIO__ERR_ENUM(name, value, msg) CORIO_E_##name = (value),

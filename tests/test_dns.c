@@ -1,0 +1,266 @@
+/* DNS through c-ares against a real dnsmasq on 127.0.0.1 (started and stopped by PID here), a
+ * silent UDP server for timeouts, /etc/hosts, numeric hosts, per-lookup cancellation. */
+#include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <corio.h>
+
+static corio_loop *loop;
+static pid_t dnsmasq_pid;
+static int dns_port, silent_fd, silent_port;
+
+static int free_udp_port(int *keep_fd)
+{
+  struct sockaddr_in a = {.sin_family = AF_INET};
+  socklen_t l = sizeof(a);
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, (struct sockaddr *)&a, sizeof(a));
+  getsockname(fd, (struct sockaddr *)&a, &l);
+  if (keep_fd)
+    *keep_fd = fd;
+  else
+    close(fd);
+  return ntohs(a.sin_port);
+}
+
+static void start_dnsmasq(void)
+{
+  char port[32];
+  if (access("/usr/sbin/dnsmasq", X_OK) != 0) return;
+  dns_port = free_udp_port(NULL);
+  snprintf(port, sizeof(port), "--port=%d", dns_port);
+  dnsmasq_pid = fork();
+  if (dnsmasq_pid == 0) {
+    execl("/usr/sbin/dnsmasq", "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts",
+          "--no-poll", "--conf-file=/dev/null", "--listen-address=127.0.0.1", "--bind-interfaces",
+          port, "--address=/corio.test/127.0.0.1", "--address=/v6.corio.test/::1",
+          "--address=/nx.test/", "--address=/multi.corio.test/127.0.0.2",
+          "--address=/multi.corio.test/127.0.0.3", "--pid-file=", (char *)NULL);
+    _exit(127);
+  }
+  usleep(200000); /* dnsmasq binds at once; give it a moment */
+}
+
+static void setup(void)
+{
+  corio_resolver_opts o = {0};
+  char servers[64];
+  cr_assert_eq(corio_loop_new(&loop, NULL), 0);
+  start_dnsmasq();
+  silent_port = free_udp_port(&silent_fd); /* bound, never answers */
+  if (dnsmasq_pid > 0) {
+    snprintf(servers, sizeof(servers), "127.0.0.1:%d", dns_port);
+    o.servers = servers;
+    o.timeout_s = 1;
+    o.tries = 2;
+    cr_assert_eq(corio_resolver_configure(loop, &o), 0);
+  }
+}
+static void teardown(void)
+{
+  if (dnsmasq_pid > 0) {
+    kill(dnsmasq_pid, SIGTERM);
+    waitpid(dnsmasq_pid, NULL, 0);
+  }
+  close(silent_fd);
+}
+TestSuite(dns, .init = setup, .fini = teardown, .timeout = 30);
+
+static void need_dnsmasq(void)
+{
+  if (dnsmasq_pid <= 0) cr_skip_test("dnsmasq (dnsmasq-base) not installed");
+}
+
+static void drain(void)
+{
+  while (corio_loop_run_once(loop, 0.01) > 0) {
+  }
+}
+
+static const char *addr_str(const corio_addrinfo *a, char *buf, size_t n)
+{
+  if (a->family == AF_INET)
+    return inet_ntop(AF_INET, &((const struct sockaddr_in *)&a->addr)->sin_addr, buf, (socklen_t)n);
+  return inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&a->addr)->sin6_addr, buf,
+                   (socklen_t)n);
+}
+
+static corio_future *lookup(const char *host, int family)
+{
+  struct addrinfo h = {0};
+  corio_future *f;
+  h.ai_family = family;
+  f = corio_getaddrinfo(loop, host, "80", &h);
+  cr_assert_eq(corio_loop_run_until_complete(loop, f), 0);
+  return f;
+}
+
+Test(dns, resolves_through_dnsmasq)
+{
+  corio_future *f;
+  const corio_addrinfo *a;
+  char buf[64];
+  need_dnsmasq();
+  f = lookup("www.corio.test", AF_INET);
+  cr_assert_eq(corio_future_error(f), 0, "%s", corio_future_error_message(f));
+  a = corio_future_ptr(f);
+  cr_assert_not_null(a);
+  cr_assert_str_eq(addr_str(a, buf, sizeof(buf)), "127.0.0.1");
+  cr_assert_eq(ntohs(((const struct sockaddr_in *)&a->addr)->sin_port), 80);
+  corio_future_unref(f);
+  f = lookup("v6.corio.test", AF_INET6);
+  cr_assert_eq(corio_future_error(f), 0, "%s", corio_future_error_message(f));
+  cr_assert_str_eq(addr_str(corio_future_ptr(f), buf, sizeof(buf)), "::1");
+  corio_future_unref(f);
+  f = lookup("multi.corio.test", AF_INET);
+  a = corio_future_ptr(f);
+  cr_assert_not_null(a);
+  cr_assert_not_null(a->next, "two records");
+  corio_future_unref(f);
+  drain();
+  cr_assert_eq(corio_loop_close(loop), 0);
+}
+
+Test(dns, nxdomain_is_a_clear_error)
+{
+  corio_future *f;
+  need_dnsmasq();
+  f = lookup("nope.nx.test", AF_INET);
+  cr_assert_eq(corio_future_error(f), CORIO_E_DNS_NOTFOUND, "%s",
+               corio_err_name(corio_future_error(f)));
+  cr_assert_not_null(corio_future_error_message(f));
+  corio_future_unref(f);
+  drain();
+  cr_assert_eq(corio_loop_close(loop), 0);
+}
+
+Test(dns, many_concurrent_lookups)
+{
+  enum { N = 200 };
+  corio_future *fs[N], *g;
+  char name[64];
+  int i;
+  need_dnsmasq();
+  for (i = 0; i < N; i++) {
+    snprintf(name, sizeof(name), "host%d.corio.test", i);
+    fs[i] = corio_getaddrinfo(loop, name, NULL, NULL);
+  }
+  g = corio_gather(fs, N, 0);
+  cr_assert_eq(corio_loop_run_until_complete(loop, g), 0);
+  cr_assert_eq(corio_future_error(g), 0);
+  for (i = 0; i < N; i++) cr_assert_not_null(corio_future_ptr(corio_gather_child(g, (size_t)i)));
+  corio_future_unref(g);
+  drain();
+  cr_assert_eq(corio_loop_close(loop), 0);
+}
+
+static void use_silent_server(double timeout)
+{
+  corio_resolver_opts o = {0};
+  char servers[64];
+  snprintf(servers, sizeof(servers), "127.0.0.1:%d", silent_port);
+  o.servers = servers;
+  o.timeout_s = timeout;
+  o.tries = 1;
+  cr_assert_eq(corio_resolver_configure(loop, &o), 0);
+}
+
+Test(dns, timeout_against_a_silent_server)
+{
+  corio_future *f;
+  double t0;
+  use_silent_server(0.2);
+  t0 = corio_loop_time(loop);
+  f = lookup("www.example.test", AF_INET);
+  cr_assert_eq(corio_future_error(f), CORIO_E_DNS_TIMEOUT, "%s",
+               corio_err_name(corio_future_error(f)));
+  cr_assert_geq(corio_loop_time(loop) - t0, 0.19);
+  cr_assert_lt(corio_loop_time(loop) - t0, 5.0);
+  corio_future_unref(f);
+  drain();
+  cr_assert_eq(corio_loop_close(loop), 0);
+}
+
+Test(dns, cancel_one_lookup_leaves_the_other)
+{
+  corio_future *a, *b;
+  use_silent_server(0.3);
+  a = corio_getaddrinfo(loop, "a.example.test", NULL, NULL);
+  b = corio_getaddrinfo(loop, "b.example.test", NULL, NULL);
+  corio_loop_run_once(loop, 0);
+  cr_assert_eq(corio_future_cancel(a), 1);
+  cr_assert(corio_future_cancelled(a), "cancelled at once");
+  cr_assert_eq(corio_loop_run_until_complete(loop, b), 0);
+  cr_assert_eq(corio_future_error(b), CORIO_E_DNS_TIMEOUT, "the other lookup is unaffected");
+  corio_future_unref(a);
+  corio_future_unref(b);
+  drain();
+  cr_assert_eq(corio_loop_close(loop), 0);
+}
+
+Test(dns, cancelled_lookup_does_not_keep_loop_alive)
+{
+  corio_future *a;
+  use_silent_server(5);
+  a = corio_getaddrinfo(loop, "slow.example.test", NULL, NULL);
+  corio_loop_run_once(loop, 0);
+  cr_assert_eq(corio_loop_close(loop), -EBUSY);
+  corio_future_cancel(a);
+  corio_future_unref(a);
+  drain();
+  cr_assert_eq(corio_loop_close(loop), 0);
+}
+
+Test(dns, etc_hosts_and_numeric)
+{
+  corio_future *f;
+  char buf[64];
+  use_silent_server(0.2); /* proves no server is asked */
+  f = lookup("localhost", AF_INET);
+  cr_assert_eq(corio_future_error(f), 0, "%s", corio_future_error_message(f));
+  cr_assert_str_eq(addr_str(corio_future_ptr(f), buf, sizeof(buf)), "127.0.0.1");
+  corio_future_unref(f);
+  f = lookup("192.0.2.7", AF_INET); /* numeric: answered without asking the (silent) server */
+  cr_assert_eq(corio_future_error(f), 0, "%s", corio_future_error_message(f));
+  cr_assert_str_eq(addr_str(corio_future_ptr(f), buf, sizeof(buf)), "192.0.2.7");
+  corio_future_unref(f);
+  drain();
+  cr_assert_eq(corio_loop_close(loop), 0);
+}
+
+Test(dns, getnameinfo_numeric)
+{
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(8080)};
+  corio_future *f;
+  const corio_bytes *b;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  f = corio_getnameinfo(loop, (struct sockaddr *)&a, sizeof(a), NI_NUMERICHOST | NI_NUMERICSERV);
+  cr_assert_eq(corio_loop_run_until_complete(loop, f), 0);
+  cr_assert_eq(corio_future_error(f), 0, "%s", corio_future_error_message(f));
+  b = corio_future_bytes(f);
+  cr_assert_str_eq((const char *)b->data, "127.0.0.1");
+  cr_assert_str_eq((const char *)b->data + strlen((const char *)b->data) + 1, "8080");
+  corio_future_unref(f);
+  drain();
+  cr_assert_eq(corio_loop_close(loop), 0);
+}
+
+Test(dns, bad_input)
+{
+  corio_future *f = corio_getaddrinfo(loop, NULL, NULL, NULL);
+  corio_resolver_opts o = {.servers = "not a server list"};
+  cr_assert_eq(corio_future_error(f), -EINVAL);
+  corio_future_unref(f);
+  f = corio_getnameinfo(loop, NULL, 0, 0);
+  cr_assert_eq(corio_future_error(f), -EINVAL);
+  corio_future_unref(f);
+  cr_assert_eq(corio_resolver_configure(loop, &o), -EINVAL);
+  cr_assert_eq(corio_resolver_configure(NULL, NULL), -EINVAL);
+  cr_assert_str_eq(corio_err_name(corio_dns_error(4)), "CORIO_E_DNS_NOTFOUND");
+  cr_assert_eq(corio_loop_close(loop), 0);
+}
