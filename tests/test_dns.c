@@ -31,19 +31,27 @@ static int free_udp_port(int *keep_fd)
 static void start_dnsmasq(void)
 {
   char port[32];
+  int attempt, status;
   if (access("/usr/sbin/dnsmasq", X_OK) != 0) return;
-  dns_port = free_udp_port(NULL);
-  snprintf(port, sizeof(port), "--port=%d", dns_port);
-  dnsmasq_pid = fork();
-  if (dnsmasq_pid == 0) {
-    execl("/usr/sbin/dnsmasq", "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts",
-          "--no-poll", "--conf-file=/dev/null", "--listen-address=127.0.0.1", "--bind-interfaces",
-          port, "--address=/corio.test/127.0.0.1", "--address=/v6.corio.test/::1",
-          "--address=/nx.test/", "--address=/multi.corio.test/127.0.0.2",
-          "--address=/multi.corio.test/127.0.0.3", "--pid-file=", (char *)NULL);
-    _exit(127);
+  /* The port is probed free for UDP only and tests run in parallel: retry if dnsmasq cannot
+   * bind (it exits at once). */
+  for (attempt = 0; attempt < 10; attempt++) {
+    dns_port = free_udp_port(NULL);
+    snprintf(port, sizeof(port), "--port=%d", dns_port);
+    dnsmasq_pid = fork();
+    if (dnsmasq_pid == 0) {
+      execl("/usr/sbin/dnsmasq", "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts",
+            "--no-poll", "--conf-file=/dev/null", "--listen-address=127.0.0.1", "--bind-interfaces",
+            port, "--address=/corio.test/127.0.0.1", "--address=/v6.corio.test/::1",
+            "--address=/nx.test/", "--address=/multi.corio.test/127.0.0.2",
+            "--address=/multi.corio.test/127.0.0.3", "--address=/dual.corio.test/::1",
+            "--address=/dual.corio.test/127.0.0.1", "--pid-file=", (char *)NULL);
+      _exit(127);
+    }
+    usleep(200000);
+    if (waitpid(dnsmasq_pid, &status, WNOHANG) == 0) return; /* running */
+    dnsmasq_pid = 0;
   }
-  usleep(200000); /* dnsmasq binds at once; give it a moment */
 }
 
 static void setup(void)
@@ -262,5 +270,147 @@ Test(dns, bad_input)
   cr_assert_eq(corio_resolver_configure(loop, &o), -EINVAL);
   cr_assert_eq(corio_resolver_configure(NULL, NULL), -EINVAL);
   cr_assert_str_eq(corio_err_name(corio_dns_error(4)), "CORIO_E_DNS_NOTFOUND");
+  cr_assert_eq(corio_loop_close(loop), 0);
+}
+
+/* ---- connecting by name ---- */
+static int made, lost;
+static void he_made(corio_transport *tr, void *user)
+{
+  (void)tr;
+  (void)user;
+  made++;
+}
+static void he_data(corio_transport *tr, const uint8_t *d, size_t n)
+{
+  (void)tr;
+  (void)d;
+  (void)n;
+}
+static void he_lost(corio_transport *tr, int err)
+{
+  (void)tr;
+  (void)err;
+  lost++;
+}
+static const corio_protocol he_proto = {he_made, he_data, NULL, he_lost, NULL, NULL};
+
+static int listen_on(int family, const char *addr, int port, int backlog)
+{
+  struct sockaddr_storage ss = {0};
+  socklen_t len;
+  int fd = socket(family, SOCK_STREAM, 0), one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (family == AF_INET6) {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons((uint16_t)port);
+    inet_pton(AF_INET6, addr, &a->sin6_addr);
+    len = sizeof(*a);
+  } else {
+    struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+    a->sin_family = AF_INET;
+    a->sin_port = htons((uint16_t)port);
+    inet_pton(AF_INET, addr, &a->sin_addr);
+    len = sizeof(*a);
+  }
+  if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, backlog) < 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+static int port_of(int fd)
+{
+  struct sockaddr_storage ss;
+  socklen_t l = sizeof(ss);
+  getsockname(fd, (struct sockaddr *)&ss, &l);
+  return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+Test(dns, connect_by_name)
+{
+  corio_future *f;
+  int ls;
+  need_dnsmasq();
+  made = lost = 0;
+  ls = listen_on(AF_INET, "127.0.0.1", 0, 16);
+  f = corio_connect(loop, "www.corio.test", (uint16_t)port_of(ls), &he_proto, NULL, NULL);
+  cr_assert_eq(corio_loop_run_until_complete(loop, f), 0);
+  cr_assert_eq(corio_future_error(f), 0, "%s", corio_future_error_message(f));
+  cr_assert_eq(made, 1);
+  corio_transport_close(corio_future_ptr(f));
+  corio_future_unref(f);
+  f = corio_connect(loop, "nope.nx.test", 80, &he_proto, NULL, NULL);
+  cr_assert_eq(corio_loop_run_until_complete(loop, f), 0);
+  cr_assert_eq(corio_future_error(f), CORIO_E_DNS_NOTFOUND);
+  corio_future_unref(f);
+  drain();
+  cr_assert_eq(lost, 1);
+  close(ls);
+  cr_assert_eq(corio_loop_close(loop), 0);
+}
+
+Test(dns, happy_eyeballs_falls_back_from_a_stalled_address)
+{
+  corio_future *f;
+  corio_connect_opts o = {.happy_eyeballs_delay = 0.1};
+  int v4, v6, filler, port;
+  double t0;
+  struct sockaddr_in6 a6 = {.sin6_family = AF_INET6};
+  need_dnsmasq();
+  made = lost = 0;
+  v4 = listen_on(AF_INET, "127.0.0.1", 0, 16);
+  port = port_of(v4);
+  v6 = listen_on(AF_INET6, "::1", port, 0); /* backlog 0, never accepted: connects stall */
+  if (v6 < 0) cr_skip_test("no IPv6 loopback");
+  /* fill the backlog so the next SYN is dropped */
+  filler = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  a6.sin6_port = htons((uint16_t)port);
+  inet_pton(AF_INET6, "::1", &a6.sin6_addr);
+  connect(filler, (struct sockaddr *)&a6, sizeof(a6));
+  usleep(50000);
+  t0 = corio_loop_time(loop);
+  f = corio_connect(loop, "dual.corio.test", (uint16_t)port, &he_proto, NULL, &o);
+  cr_assert_eq(corio_loop_run_until_complete(loop, f), 0);
+  cr_assert_eq(corio_future_error(f), 0, "%s", corio_future_error_message(f));
+  cr_assert_eq(((struct sockaddr *)&a6)->sa_family, AF_INET6);
+  cr_assert_geq(corio_loop_time(loop) - t0, 0.09, "the IPv4 attempt waited for the delay");
+  cr_assert_lt(corio_loop_time(loop) - t0, 2.0, "and did not wait for the stalled IPv6 one");
+  cr_assert_eq(made, 1, "only the winner is started");
+  corio_transport_close(corio_future_ptr(f));
+  corio_future_unref(f);
+  drain();
+  cr_assert_eq(made, 1);
+  cr_assert_eq(lost, 1);
+  close(filler);
+  close(v6);
+  close(v4);
+  cr_assert_eq(corio_loop_close(loop), 0);
+}
+
+Test(dns, connect_cancelled_by_wait_for_timeout)
+{
+  corio_future *f;
+  int v6, filler, port;
+  struct sockaddr_in6 a6 = {.sin6_family = AF_INET6};
+  need_dnsmasq();
+  v6 = listen_on(AF_INET6, "::1", 0, 0);
+  if (v6 < 0) cr_skip_test("no IPv6 loopback");
+  port = port_of(v6);
+  filler = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  a6.sin6_port = htons((uint16_t)port);
+  inet_pton(AF_INET6, "::1", &a6.sin6_addr);
+  connect(filler, (struct sockaddr *)&a6, sizeof(a6));
+  usleep(50000);
+  f = corio_wait_for(corio_connect(loop, "v6.corio.test", (uint16_t)port, &he_proto, NULL, NULL),
+                     0.2);
+  cr_assert_eq(corio_loop_run_until_complete(loop, f), 0);
+  cr_assert_eq(corio_future_error(f), -ETIMEDOUT);
+  corio_future_unref(f);
+  drain();
+  close(filler);
+  close(v6);
   cr_assert_eq(corio_loop_close(loop), 0);
 }

@@ -457,9 +457,16 @@ static corio_future *open_with(corio_loop *loop,
   return &o->fut;
 }
 
+/* Host names and addresses alike go through corio_connect (resolver + happy eyeballs). */
+static corio_future *connect_by_name(corio_loop *loop, const char *host, uint16_t port,
+                                     const corio_protocol *proto, void *user)
+{
+  return corio_connect(loop, host, port, proto, user, NULL);
+}
+
 corio_future *corio_open_connection(corio_loop *loop, const char *host, uint16_t port)
 {
-  return open_with(loop, corio_connect_tcp, host, port, false);
+  return open_with(loop, connect_by_name, host, port, false);
 }
 
 corio_future *corio_open_unix_connection(corio_loop *loop, const char *path)

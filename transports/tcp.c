@@ -735,6 +735,7 @@ struct connect_req {
   socklen_t addrlen;
   void *user;
   bool cancelled;
+  bool defer; /* happy eyeballs: the winner is started by the caller, losers are discarded */
 };
 
 static int connect_cancel(corio_future *f)
@@ -770,13 +771,25 @@ static void connect_done(corio_op *op, int res, unsigned flags)
     if (c->addr.ss_family != AF_UNIX)
       setsockopt(tr->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     corio_future_set_result_ptr(&c->fut, tr, NULL);
-    tr_start(tr, c->user);
+    if (!c->defer) tr_start(tr, c->user);
   }
   corio_future_unref(&c->fut); /* the op's reference */
 }
 
-static corio_future *connect_addr(corio_loop *loop, const struct sockaddr_storage *ss,
-                                  socklen_t len, const corio_protocol *proto, void *user)
+void corio__transport_start(corio_transport *tr, void *user)
+{
+  tr_start(tr, user);
+}
+
+void corio__transport_discard(corio_transport *tr)
+{
+  close(tr->fd);
+  tr_free(tr);
+}
+
+corio_future *corio__connect_addr(corio_loop *loop, const struct sockaddr_storage *ss,
+                                  socklen_t len, const corio_protocol *proto, void *user,
+                                  bool defer)
 {
   struct connect_req *c;
   struct io_uring_sqe *sqe;
@@ -798,6 +811,7 @@ static corio_future *connect_addr(corio_loop *loop, const struct sockaddr_storag
   c->addr = *ss;
   c->addrlen = len;
   c->user = user;
+  c->defer = defer;
   c->op.complete = connect_done;
   sqe = corio_op_sqe(loop, &c->op);
   if (!sqe) {
@@ -820,7 +834,7 @@ corio_future *corio_connect_tcp(corio_loop *loop, const char *host, uint16_t por
   if (!loop || !host || !proto_ok(proto)) return corio__future_failed(loop, -EINVAL);
   rc = parse_addr(host, port, &ss, &len);
   if (rc < 0) return corio__future_failed(loop, rc);
-  return connect_addr(loop, &ss, len, proto, user);
+  return corio__connect_addr(loop, &ss, len, proto, user, false);
 }
 
 corio_future *corio_connect_unix(corio_loop *loop, const char *path, const corio_protocol *proto,
@@ -832,5 +846,5 @@ corio_future *corio_connect_unix(corio_loop *loop, const char *path, const corio
   if (!loop || !proto_ok(proto)) return corio__future_failed(loop, -EINVAL);
   rc = unix_addr(path, (struct sockaddr_un *)&ss, &len);
   if (rc < 0) return corio__future_failed(loop, rc);
-  return connect_addr(loop, &ss, len, proto, user);
+  return corio__connect_addr(loop, &ss, len, proto, user, false);
 }

@@ -21,7 +21,8 @@ typedef struct corio_stream corio_stream;
 /** Called for each accepted connection (start a task for it; it must close the stream). */
 typedef void (*corio_stream_handler)(corio_stream *s, void *user);
 
-/** Connect (numeric address). Done with the stream as pointer value (the caller closes it). */
+/** Connect to a host name or address (resolver + happy eyeballs, see corio_connect). Done with
+ *  the stream as pointer value (the caller closes it). */
 CORIO_EXTERN corio_future *corio_open_connection(corio_loop *loop, const char *host, uint16_t port);
 CORIO_EXTERN corio_future *corio_open_unix_connection(corio_loop *loop, const char *path);
 /** Serve: @p handler gets each connection's stream. Close with corio_server_close(). */

@@ -92,6 +92,25 @@ CORIO_EXTERN corio_future *corio_server_close(corio_server *srv, int close_conne
  */
 CORIO_EXTERN corio_future *corio_connect_tcp(corio_loop *loop, const char *host, uint16_t port,
                                              const corio_protocol *proto, void *user);
+/** Options of corio_connect; zero-initialise. */
+typedef struct corio_connect_opts {
+  double happy_eyeballs_delay; /**< RFC 8305 stagger between attempts: 0 = 0.25 s, < 0: one at a
+                                    time (the next only after the previous failed) */
+  int family;                  /**< AF_UNSPEC (0), AF_INET or AF_INET6 */
+} corio_connect_opts;
+
+/**
+ * Connect to a host name or address: resolve it (corio_getaddrinfo), then try the addresses
+ * IPv6/IPv4 interleaved, starting the next attempt every happy_eyeballs_delay until one
+ * connects (RFC 8305, asyncio's happy_eyeballs_delay). Only the winner's protocol sees
+ * connection_made. Done with the transport, or the last attempt's error (the resolver's error if
+ * resolution failed). Cancelling it (e.g. through corio_wait_for: a connect timeout) cancels the
+ * lookup and every attempt.
+ */
+CORIO_EXTERN corio_future *corio_connect(corio_loop *loop, const char *host, uint16_t port,
+                                         const corio_protocol *proto, void *user,
+                                         const corio_connect_opts *opts);
+
 /** Connect to a Unix stream socket. */
 CORIO_EXTERN corio_future *corio_connect_unix(corio_loop *loop, const char *path,
                                               const corio_protocol *proto, void *user);
