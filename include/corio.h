@@ -16,5 +16,6 @@
 #include "corio/transport.h"
 #include "corio/stream.h"
 #include "corio/dns.h"
+#include "corio/datagram.h"
 
 #endif
