@@ -414,3 +414,34 @@ Test(dns, connect_cancelled_by_wait_for_timeout)
   close(v6);
   cr_assert_eq(corio_loop_close(loop), 0);
 }
+
+/* Address literals never reach c-ares (1.18 would send them to the system resolver as names,
+ * off loopback): with the default configuration they complete at once. */
+Test(dns, numeric_hosts_never_reach_the_resolver)
+{
+  corio_loop *l2;
+  corio_future *f;
+  struct addrinfo h = {.ai_family = AF_INET6};
+  char buf[64];
+  cr_assert_eq(corio_loop_new(&l2, NULL), 0);
+  f = corio_getaddrinfo(l2, "127.0.0.1", "http", NULL);
+  cr_assert(corio_future_done(f), "done at once");
+  cr_assert_str_eq(addr_str(corio_future_ptr(f), buf, sizeof(buf)), "127.0.0.1");
+  cr_assert_eq(
+      ntohs(((const struct sockaddr_in *)&((const corio_addrinfo *)corio_future_ptr(f))->addr)
+                ->sin_port),
+      80);
+  corio_future_unref(f);
+  f = corio_getaddrinfo(l2, "::1", "8080", NULL);
+  cr_assert(corio_future_done(f));
+  cr_assert_str_eq(addr_str(corio_future_ptr(f), buf, sizeof(buf)), "::1");
+  corio_future_unref(f);
+  f = corio_getaddrinfo(l2, "127.0.0.1", NULL, &h); /* family mismatch */
+  cr_assert_eq(corio_future_error(f), CORIO_E_DNS_NODATA);
+  corio_future_unref(f);
+  f = corio_getaddrinfo(l2, "127.0.0.1", "no-such-service", NULL);
+  cr_assert_eq(corio_future_error(f), CORIO_E_DNS_NONAME);
+  corio_future_unref(f);
+  cr_assert_eq(corio_loop_close(l2), 0);
+  cr_assert_eq(corio_loop_close(loop), 0);
+}

@@ -18,6 +18,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
+#include <netdb.h>
+#include <stdlib.h>
 #include <poll.h>
 #include <pthread.h>
 #include "transport_impl.h"
@@ -319,14 +321,83 @@ static void gai_cb(void *arg, int status, int timeouts, struct ares_addrinfo *re
   corio_future_unref(&q->fut);
 }
 
+/* Numeric hosts never reach c-ares: 1.18's ares_getaddrinfo sends a DNS query for an address
+ * literal when the family is AF_UNSPEC (seen here: "127.0.0.1" went to the system resolver as a
+ * name, off loopback, and stalled until its timeout). Returns NULL when @p host is not numeric. */
+static corio_future *numeric_lookup(corio_loop *loop, const char *host, const char *service,
+                                    const struct addrinfo *hints)
+{
+  corio_addrinfo *a;
+  corio_future *f;
+  struct sockaddr_in *a4;
+  struct sockaddr_in6 *a6;
+  struct servent se, *sp = NULL;
+  char sbuf[1024], *end;
+  long port = 0;
+  int family = hints ? hints->ai_family : AF_UNSPEC;
+  int socktype = hints && hints->ai_socktype ? hints->ai_socktype : SOCK_STREAM;
+  struct in6_addr addr6;
+  struct in_addr addr4;
+  bool v4 = host && inet_pton(AF_INET, host, &addr4) == 1;
+  bool v6 = !v4 && host && inet_pton(AF_INET6, host, &addr6) == 1;
+  if (!v4 && !v6) return NULL;
+  f = corio_future_new(loop);
+  if (!f) return NULL;
+  if ((v4 && family == AF_INET6) || (v6 && family == AF_INET)) {
+    corio_future_set_error(f, CORIO_E_DNS_NODATA);
+    return f;
+  }
+  if (service && *service) {
+    port = strtol(service, &end, 10);
+    if (*end || port < 0 || port > 65535) {
+      getservbyname_r(service, socktype == SOCK_DGRAM ? "udp" : "tcp", &se, sbuf, sizeof(sbuf),
+                      &sp); /* /etc/services: a local file, no network */
+      if (!sp) {
+        corio_future_set_error(f, CORIO_E_DNS_NONAME);
+        return f;
+      }
+      port = ntohs((uint16_t)sp->s_port);
+    }
+  }
+  a = corio__calloc(1, sizeof(*a));
+  if (!a) {
+    corio_future_set_error(f, -ENOMEM);
+    return f;
+  }
+  a->socktype = socktype;
+  a->protocol = hints ? hints->ai_protocol : 0;
+  if (v4) {
+    a4 = (struct sockaddr_in *)&a->addr;
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons((uint16_t)port);
+    a4->sin_addr = addr4;
+    a->family = AF_INET;
+    a->addrlen = sizeof(*a4);
+  } else {
+    a6 = (struct sockaddr_in6 *)&a->addr;
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons((uint16_t)port);
+    a6->sin6_addr = addr6;
+    a->family = AF_INET6;
+    a->addrlen = sizeof(*a6);
+  }
+  corio_future_set_result_ptr(f, a, free_list);
+  return f;
+}
+
 corio_future *corio_getaddrinfo(corio_loop *loop, const char *host, const char *service,
                                 const struct addrinfo *hints)
 {
   struct resolver *r;
   struct dns_req *q;
   struct ares_addrinfo_hints h;
+  corio_future *nf;
   int err = 0;
   if (!loop || (!host && !service)) return corio__future_failed(loop, -EINVAL);
+  nf = numeric_lookup(loop, host, service, hints);
+  if (nf) return nf;
+  if (hints && (hints->ai_flags & AI_NUMERICHOST))
+    return corio__future_failed(loop, CORIO_E_DNS_NONAME);
   r = resolver_get(loop, &err);
   if (!r) return corio__future_failed(loop, err);
   q = req_new(r);
