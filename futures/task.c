@@ -255,10 +255,16 @@ corio_step corio__task_finish(corio_task *t)
   drop_awaited(t);
   corio_task_timeout_clear(t);
   if (t->err) {
+    /* a value returned before the error is dropped */
+    if (t->ret_kind == 1 && t->ret_dtor && t->ret_p) t->ret_dtor(t->ret_p);
+    if (t->ret_kind == 2) corio__free(t->ret_p);
     if (t->err == -ECANCELED && (t->flags & CORIO__T_CANCEL))
       corio_future_set_cancelled(&t->fut);
     else
       corio_future_set_error(&t->fut, t->err);
+  } else if (t->ret_kind == 2) {
+    corio_bytes b = {t->ret_p, (size_t)t->ret_i};
+    corio_future_set_result_bytes(&t->fut, b);
   } else if (t->ret_kind == 1) {
     corio_future_set_result_ptr(&t->fut, t->ret_p, t->ret_dtor);
   } else {

@@ -17,5 +17,6 @@
 #include "corio/stream.h"
 #include "corio/dns.h"
 #include "corio/datagram.h"
+#include "corio/subprocess.h"
 
 #endif

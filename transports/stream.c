@@ -8,6 +8,7 @@
  * control), writing waits in drain while the transport is above its high-water mark.
  */
 #include <errno.h>
+#include <unistd.h>
 #include "transport_impl.h"
 
 enum { RD_ANY = 1, RD_EXACT, RD_UNTIL, RD_LINE };
@@ -380,6 +381,17 @@ static const corio_protocol client_proto = {sp_client_made, sp_data,  sp_eof,
                                             sp_lost,        sp_pause, sp_resume};
 static const corio_protocol server_proto = {sp_server_made, sp_data,  sp_eof,
                                             sp_lost,        sp_pause, sp_resume};
+
+corio_stream *corio__stream_adopt(corio_loop *loop, int fd)
+{
+  corio_stream *s = stream_new(loop);
+  if (!s || !corio__transport_adopt(loop, fd, &client_proto, s)) {
+    corio__free(s);
+    close(fd);
+    return NULL;
+  }
+  return s;
+}
 
 /* ---- connecting and serving ---- */
 

@@ -94,15 +94,16 @@ static void bufring_recycle(struct bufring *b, unsigned bid)
 /* ---------------- transports ---------------- */
 
 enum {
-  TR_READING = 0x1,   /* recv should be armed */
-  TR_CLOSING = 0x2,   /* close(): flush, then close */
-  TR_LOST = 0x4,      /* error or abort: close now */
-  TR_EOF_REQ = 0x8,   /* write_eof() asked */
-  TR_EOF_DONE = 0x10, /* shutdown(SHUT_WR) done */
-  TR_PAUSED_W = 0x20, /* pause_writing() was called */
-  TR_PAUSED_R = 0x40, /* pause_reading() */
-  TR_REPORTED = 0x80, /* connection_lost() called */
-  TR_MADE = 0x100,    /* connection_made() called */
+  TR_READING = 0x1,       /* recv should be armed */
+  TR_CLOSING = 0x2,       /* close(): flush, then close */
+  TR_LOST = 0x4,          /* error or abort: close now */
+  TR_EOF_REQ = 0x8,       /* write_eof() asked */
+  TR_EOF_DONE = 0x10,     /* shutdown(SHUT_WR) done */
+  TR_PAUSED_W = 0x20,     /* pause_writing() was called */
+  TR_PAUSED_R = 0x40,     /* pause_reading() */
+  TR_REPORTED = 0x80,     /* connection_lost() called */
+  TR_MADE = 0x100,        /* connection_made() called */
+  TR_EOF_PENDING = 0x200, /* EOF seen while paused: reported after the stashed data */
 };
 
 struct corio_transport {
@@ -256,7 +257,12 @@ static void recv_done(corio_op *op, int res, unsigned flags)
       bufring_recycle(tr->br, bid);
     }
   } else if (res == 0) {
-    on_eof(tr);
+    /* EOF must not overtake data stashed while reading is paused */
+    if ((tr->flags & TR_PAUSED_R) || tr->rstash.len)
+      tr->flags |= TR_EOF_PENDING;
+    else
+      on_eof(tr);
+    tr->flags &= ~TR_READING;
     again = false;
   } else if (res == -ENOBUFS) {
     /* Every ring buffer is in use within this batch: re-arm once they are back. */
@@ -271,9 +277,9 @@ static void recv_done(corio_op *op, int res, unsigned flags)
   } else if (res != -ECANCELED) {
     fatal(tr, res);
     again = false;
-  } else {
-    again = false;
   }
+  /* -ECANCELED (pause_reading, or a resume that came before this CQE): re-arm below if the
+   * transport is reading again by now. */
   if (!(flags & IORING_CQE_F_MORE) && again && (tr->flags & TR_READING) &&
       !(tr->flags & (TR_LOST | TR_CLOSING | TR_PAUSED_R)))
     arm_recv(tr);
@@ -422,6 +428,10 @@ static void deliver_stash(void *arg)
     deliver(tr, stash.data, stash.len);
     corio__buf_free(&stash);
   }
+  if ((tr->flags & TR_EOF_PENDING) && !(tr->flags & TR_PAUSED_R) && !tr->rstash.len) {
+    tr->flags &= ~TR_EOF_PENDING;
+    on_eof(tr);
+  }
   maybe_finish(tr);
 }
 
@@ -436,7 +446,7 @@ void corio_transport_resume_reading(corio_transport *tr)
 {
   if (!tr || !(tr->flags & TR_PAUSED_R)) return;
   tr->flags &= ~TR_PAUSED_R;
-  if (tr->rstash.len) {
+  if (tr->rstash.len || (tr->flags & TR_EOF_PENDING)) {
     tr->holds++;
     if (corio_call_soon(tr->loop, deliver_stash, tr, NULL) < 0) tr->holds--;
   }
@@ -779,6 +789,15 @@ static void connect_done(corio_op *op, int res, unsigned flags)
 void corio__transport_start(corio_transport *tr, void *user)
 {
   tr_start(tr, user);
+}
+
+corio_transport *corio__transport_adopt(corio_loop *loop, int fd, const corio_protocol *proto,
+                                        void *user)
+{
+  corio_transport *tr = tr_new(loop, fd, proto);
+  if (!tr) return NULL;
+  tr_start(tr, user);
+  return tr;
 }
 
 void corio__transport_discard(corio_transport *tr)

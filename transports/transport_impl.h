@@ -15,6 +15,11 @@ corio_future *corio__connect_addr(corio_loop *loop, const struct sockaddr_storag
                                   bool defer);
 /** connection_made + start reading, for a deferred connect's winner. */
 void corio__transport_start(corio_transport *tr, void *user);
+/** Wrap a connected stream socket (a subprocess's socketpair end) and start it. */
+corio_transport *corio__transport_adopt(corio_loop *loop, int fd, const corio_protocol *proto,
+                                        void *user);
+/** A stream over a connected socket we already own (NULL on ENOMEM; the fd is then closed). */
+corio_stream *corio__stream_adopt(corio_loop *loop, int fd);
 /** Close and free a deferred connect's transport that was never started. */
 void corio__transport_discard(corio_transport *tr);
 

@@ -171,6 +171,12 @@ static inline void corio__task_ret_int(corio_task *t, int64_t v)
   t->ret_kind = 0;
   t->ret_i = v;
 }
+static inline void corio__task_ret_bytes(corio_task *t, corio_bytes b)
+{
+  t->ret_kind = 2;
+  t->ret_p = b.data;
+  t->ret_i = (int64_t)b.len;
+}
 static inline void corio__task_ret_ptr(corio_task *t, void *p, corio_dtor d)
 {
   t->ret_kind = 1;
@@ -237,6 +243,15 @@ static inline void corio__task_ret_ptr(corio_task *t, void *p, corio_dtor d)
 #define CORIO_RETURN_PTR(t, p, dtor)                                                               \
   do {                                                                                             \
     corio__task_ret_ptr((t), (p), (dtor));                                                         \
+    if (corio__task_in_finally(t)) goto corio__end;                                                \
+    goto corio__finally;                                                                           \
+  } while (0)
+
+/** Complete with owned bytes (corio_bytes_alloc'd; freed with the future, or at once if the task
+ *  fails after all). */
+#define CORIO_RETURN_BYTES(t, b)                                                                   \
+  do {                                                                                             \
+    corio__task_ret_bytes((t), (b));                                                               \
     if (corio__task_in_finally(t)) goto corio__end;                                                \
     goto corio__finally;                                                                           \
   } while (0)
