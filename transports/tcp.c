@@ -215,7 +215,8 @@ static void send_done(corio_op *op, int res, unsigned flags)
 static void deliver(corio_transport *tr, const uint8_t *data, size_t len)
 {
   if (tr->flags & (TR_LOST | TR_CLOSING)) return;
-  if (tr->flags & TR_PAUSED_R) {
+  /* while paused, and until the stash is delivered, keep order: append behind the stash */
+  if ((tr->flags & TR_PAUSED_R) || tr->rstash.len) {
     if (corio__buf_append(&tr->rstash, data, len) < 0) fatal(tr, -ENOMEM);
     return;
   }
@@ -241,7 +242,9 @@ static void rearm_later(void *arg)
 {
   corio_transport *tr = arg;
   tr->holds--;
-  if ((tr->flags & TR_READING) && !(tr->flags & (TR_LOST | TR_CLOSING | TR_PAUSED_R))) arm_recv(tr);
+  if ((tr->flags & TR_READING) && !(tr->flags & (TR_LOST | TR_CLOSING | TR_PAUSED_R)) &&
+      !tr->rstash.len)
+    arm_recv(tr);
   maybe_finish(tr);
 }
 
@@ -281,7 +284,7 @@ static void recv_done(corio_op *op, int res, unsigned flags)
   /* -ECANCELED (pause_reading, or a resume that came before this CQE): re-arm below if the
    * transport is reading again by now. */
   if (!(flags & IORING_CQE_F_MORE) && again && (tr->flags & TR_READING) &&
-      !(tr->flags & (TR_LOST | TR_CLOSING | TR_PAUSED_R)))
+      !(tr->flags & (TR_LOST | TR_CLOSING | TR_PAUSED_R)) && !tr->rstash.len)
     arm_recv(tr);
   tr->holds--;
   maybe_finish(tr);
@@ -417,20 +420,30 @@ void corio_transport_abort(corio_transport *tr)
   maybe_finish(tr);
 }
 
+/* Deliver what arrived while reading was paused, then (and only then) read on: new data must
+ * not overtake the stash, nor EOF. */
 static void deliver_stash(void *arg)
 {
   corio_transport *tr = arg;
   corio__buf stash;
   tr->holds--;
-  if (!(tr->flags & TR_PAUSED_R) && tr->rstash.len && !(tr->flags & (TR_LOST | TR_CLOSING))) {
-    stash = tr->rstash;
-    memset(&tr->rstash, 0, sizeof(tr->rstash));
-    deliver(tr, stash.data, stash.len);
-    corio__buf_free(&stash);
-  }
-  if ((tr->flags & TR_EOF_PENDING) && !(tr->flags & TR_PAUSED_R) && !tr->rstash.len) {
-    tr->flags &= ~TR_EOF_PENDING;
-    on_eof(tr);
+  if (!(tr->flags & TR_PAUSED_R) && !(tr->flags & (TR_LOST | TR_CLOSING))) {
+    if (tr->rstash.len) {
+      stash = tr->rstash;
+      memset(&tr->rstash, 0, sizeof(tr->rstash));
+      tr->holds++;
+      tr->proto->data_received(tr, stash.data, stash.len);
+      tr->holds--;
+      corio__buf_free(&stash);
+    }
+    if (!(tr->flags & TR_PAUSED_R) && !tr->rstash.len) {
+      if (tr->flags & TR_EOF_PENDING) {
+        tr->flags &= ~TR_EOF_PENDING;
+        on_eof(tr);
+      } else if ((tr->flags & TR_READING) && !(tr->flags & (TR_LOST | TR_CLOSING))) {
+        arm_recv(tr);
+      }
+    }
   }
   maybe_finish(tr);
 }
@@ -447,8 +460,13 @@ void corio_transport_resume_reading(corio_transport *tr)
   if (!tr || !(tr->flags & TR_PAUSED_R)) return;
   tr->flags &= ~TR_PAUSED_R;
   if (tr->rstash.len || (tr->flags & TR_EOF_PENDING)) {
+    /* deliver the stash from the ready queue (not inside the caller), then re-arm */
     tr->holds++;
-    if (corio_call_soon(tr->loop, deliver_stash, tr, NULL) < 0) tr->holds--;
+    if (corio_call_soon(tr->loop, deliver_stash, tr, NULL) < 0) {
+      tr->holds--;
+      fatal(tr, -ENOMEM);
+    }
+    return;
   }
   if ((tr->flags & TR_READING) && !(tr->flags & (TR_LOST | TR_CLOSING))) arm_recv(tr);
 }
