@@ -209,12 +209,17 @@ corio_future *corio_gather(corio_future *const *futs, size_t n, unsigned flags)
   return &g->fut;
 }
 
-static void wait_finish(struct group *g)
+/* Done with the count of finished children, or with @p err (< 0) when a child could not be
+ * watched at all. */
+static void wait_finish(struct group *g, int err)
 {
   if (corio_future_done(&g->fut)) return;
   if (g->timer && corio_handle_cancel(g->fut.loop, g->timer) == 0) corio_future_unref(&g->fut);
   g->timer = 0;
-  corio_future_set_result(&g->fut, (int64_t)g->ndone);
+  if (err < 0)
+    corio_future_set_error(&g->fut, err);
+  else
+    corio_future_set_result(&g->fut, (int64_t)g->ndone);
 }
 
 static int wait_cancel(corio_future *f)
@@ -237,7 +242,7 @@ static void wait_child_done(corio_future *child, void *arg)
   g->ndone++;
   if (g->mode == CORIO_FIRST_COMPLETED || g->remaining == 0 ||
       (g->mode == CORIO_FIRST_EXCEPTION && err < 0 && err != -ECANCELED))
-    wait_finish(g);
+    wait_finish(g, 0);
   corio_future_unref(&g->fut);
 }
 
@@ -245,7 +250,7 @@ static void wait_timeout(void *arg)
 {
   struct group *g = arg;
   g->timer = 0;
-  wait_finish(g);
+  wait_finish(g, 0);
   corio_future_unref(&g->fut);
 }
 
@@ -260,8 +265,10 @@ corio_future *corio_wait(corio_future *const *futs, size_t n, int mode, double t
       (mode != CORIO_FIRST_COMPLETED && mode != CORIO_FIRST_EXCEPTION &&
        mode != CORIO_ALL_COMPLETED) ||
       timeout_s != timeout_s) {
+    /* Pick the loop before dropping the children: the references given may be their last. */
+    loop = pick_loop(futs, futs ? n : 0);
     if (futs) unref_all(futs, n);
-    return corio__future_failed(pick_loop(futs, futs ? n : 0), -EINVAL);
+    return corio__future_failed(loop, -EINVAL);
   }
   g = group_new(futs, n, &wait_ops, &loop, &failed);
   if (!g) return failed;
@@ -279,9 +286,12 @@ corio_future *corio_wait(corio_future *const *futs, size_t n, int mode, double t
     corio_future_ref(&g->fut);
     rc = corio__future_on_done(loop, g->children[i], wait_child_done, g);
     if (rc < 0) {
+      /* A child of another loop, or no memory: fail as gather does. Finishing with a count
+       * (as before) reported a completion that had not happened: FIRST_COMPLETED returned with
+       * no child done. */
       corio_future_unref(&g->fut);
       g->remaining--;
-      wait_finish(g);
+      wait_finish(g, rc);
     }
   }
   return &g->fut;
@@ -303,16 +313,31 @@ static void wrap_destroy(corio_future *f)
   corio__free(w);
 }
 
+/* True when nobody but the wrap holds @p inner, so its pointer or bytes value can be moved
+ * instead of shared or copied. Called only from the wrap's done callback, and whoever runs done
+ * callbacks holds one reference of its own for the time of the call (run_callbacks_entry, the
+ * inline path of sleep, the hop of a loop-less future): so the wrap's reference plus that one.
+ * Comparing with 1 (as before) never matched, so a value was never moved: the outer got the
+ * pointer without its destructor while the inner kept it, and corio_future_steal_ptr() on the
+ * outer (the documented way to take a value out) led to a double free. */
 static bool inner_exclusive(corio_future *inner)
 {
-  return atomic_load(&inner->refs) == 1;
+  return atomic_load(&inner->refs) <= 2;
 }
 
 static int wait_for_cancel(corio_future *f)
 {
   struct wrap *w = corio_container_of(f, struct wrap, fut);
+  int rc;
   if (corio_future_cancel(w->inner)) return 1; /* completes when the inner does */
-  if (!corio_future_done(w->inner)) return corio_future_set_cancelled(f) == 0;
+  if (!corio_future_done(w->inner)) {
+    /* An inner that cannot be cancelled is abandoned: we are done now, and so is the timer,
+     * which would otherwise keep the loop alive until the timeout for nothing. */
+    rc = corio_future_set_cancelled(f);
+    if (w->timer && corio_handle_cancel(f->loop, w->timer) == 0) corio_future_unref(f);
+    w->timer = 0;
+    return rc == 0;
+  }
   return 1;
 }
 static const corio_future_ops wait_for_ops = {wait_for_cancel, wrap_destroy, "wait_for"};
@@ -390,7 +415,11 @@ corio_future *corio_wait_for(corio_future *inner, double timeout_s)
     corio_future_ref(&w->fut);
     rc = corio_call_later(w->fut.loop, timeout_s, wait_for_timeout, w, &w->timer);
     if (rc < 0) {
+      /* No timer, no timeout: fail with the reason first, then stop the inner. Cancelling it
+       * alone made the outer end "cancelled" (the inner's cancellation mirrored), which a task
+       * awaiting it cannot tell from a real cancellation. */
       corio_future_unref(&w->fut);
+      corio_future_set_error(&w->fut, rc);
       corio_future_cancel(inner);
     }
   }
@@ -519,6 +548,25 @@ oom:
   return NULL;
 }
 
+/* Forget the next() futures their owner cancelled while they waited (a wait_for around a
+ * next(), a cancelled task awaiting one). ac_serve skips them too, but only when a child
+ * finishes; until then they would still count as claims on the children not yet returned, and
+ * a next() asked for in between could answer QUEUE_EMPTY while children remain. O(waiters),
+ * so only run when that answer is about to be given. */
+static void ac_drop_cancelled(corio_as_completed *it)
+{
+  size_t i, k = 0, len = it->w_len;
+  corio_future *w;
+  for (i = 0; i < len; i++) {
+    w = it->waiters[(it->w_head + i) % it->n];
+    if (corio_future_done(w))
+      corio_future_unref(w);
+    else
+      it->waiters[(it->w_head + k++) % it->n] = w; /* k <= i: compacts in place, order kept */
+  }
+  it->w_len = k;
+}
+
 corio_future *corio_as_completed_next(corio_as_completed *it)
 {
   corio_future *w;
@@ -532,6 +580,7 @@ corio_future *corio_as_completed_next(corio_as_completed *it)
     it->returned++;
     return w;
   }
+  if (it->returned + it->w_len >= it->n) ac_drop_cancelled(it);
   if (it->returned + it->w_len >= it->n) return corio__future_failed(it->loop, CORIO_E_QUEUE_EMPTY);
   w = corio_future_new(it->loop);
   if (!w) return NULL;
