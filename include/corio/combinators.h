@@ -33,8 +33,9 @@ enum corio_wait_mode {
   CORIO_ALL_COMPLETED = 3
 };
 /**
- * Wait until @p mode is met or @p timeout_s passes (< 0: no timeout). Never fails because of a
- * child or the timeout: done with the number of finished children. Children are not cancelled;
+ * Wait until @p mode is met or @p timeout_s passes (< 0: no timeout). A child's error or the
+ * timeout does not fail it: done with the number of finished children. It fails only when a
+ * child cannot be watched at all (CORIO_E_WRONG_LOOP, -ENOMEM). Children are not cancelled;
  * inspect them with corio_gather_child() and corio_future_done().
  */
 CORIO_EXTERN corio_future *corio_wait(corio_future *const *futs, size_t n, int mode,
