@@ -254,7 +254,8 @@ static struct dns_req *req_new(struct resolver *r)
   if (!q) return NULL;
   corio_future_init(&q->fut, r->loop, &req_ops);
   q->r = r;
-  corio_future_ref(&q->fut); /* c-ares' reference, dropped in the callback */
+  /* the initial reference is the caller's; this one is c-ares', dropped in the callback */
+  corio_future_ref(&q->fut);
   r->live++;
   r->inflight++;
   corio__loop_alive_add(r->loop, 1);
@@ -407,7 +408,6 @@ corio_future *corio_getaddrinfo(corio_loop *loop, const char *host, const char *
   h.ai_socktype = hints && hints->ai_socktype ? hints->ai_socktype : SOCK_STREAM;
   h.ai_protocol = hints ? hints->ai_protocol : 0;
   h.ai_flags = hints ? hints->ai_flags : 0;
-  corio_future_ref(&q->fut); /* ours, returned */
   ares_getaddrinfo(r->ch, host, service, &h, gai_cb, q);
   rearm_timer(r);
   return &q->fut;
@@ -463,7 +463,6 @@ corio_future *corio_getnameinfo(corio_loop *loop, const struct sockaddr *sa, soc
   if (!r) return corio__future_failed(loop, err);
   q = req_new(r);
   if (!q) return NULL;
-  corio_future_ref(&q->fut);
   ares_getnameinfo(r->ch, sa, (ares_socklen_t)salen, ni_flags(flags), gni_cb, q);
   rearm_timer(r);
   return &q->fut;
