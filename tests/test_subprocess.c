@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <corio.h>
@@ -147,7 +148,20 @@ Test(subprocess, large_output)
   const corio_bytes *b;
   size_t i, nonzero = 0;
   cr_assert_eq(corio_subprocess_exec(loop, argv, &o, &p), 0);
-  b = run_comm(p, NULL, &f);
+  /* bounded, with a diagnosis if it ever stalls: which await, loop state, the child's state */
+  f = corio_wait_for(corio_process_communicate(p, NULL, 0), 20.0);
+  cr_assert_eq(corio_loop_run_until_complete(loop, f), 0);
+  if (corio_future_error(f) == -ETIMEDOUT) {
+    corio_loop_stats st;
+    corio_loop_get_stats(loop, &st);
+    corio_loop_dump(loop, stderr);
+    fprintf(stderr, "stall: returncode=%d iterations=%llu enters=%llu cqes=%llu\n",
+            corio_process_returncode(p), (unsigned long long)st.iterations,
+            (unsigned long long)st.enters, (unsigned long long)st.cqes);
+    cr_assert_fail("communicate stalled (diagnosis above)");
+  }
+  cr_assert_eq(corio_future_error(f), 0, "%s", corio_future_error_message(f));
+  b = corio_future_bytes(f);
   cr_assert_eq(b->len, 1000000);
   for (i = 0; i < b->len; i++) nonzero += b->data[i] != 0;
   cr_assert_eq(nonzero, 0);
