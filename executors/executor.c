@@ -3,29 +3,73 @@
  * vtable, and the blocking helpers for threads.
  */
 #include <errno.h>
+#include <linux/futex.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include "executor_impl.h"
+#include "loop_impl.h"
+
+/* A job and its future share one allocation: submit costs one malloc (plus the input copy for
+ * submit_bytes). The future outlives the job (the caller keeps it after the pool is done), so the
+ * block is freed by the future's destroy hook, when its last reference goes; the job holds one of
+ * those references until it is finished. The future's cancel hook asks the pool to take a pending
+ * job out of its queue.
+ *
+ * A job whose future belongs to a loop (corio_run_in_executor) is completed on the loop's thread:
+ * a worker that finishes it posts the whole job through the loop's MPSC inbox (`handoff`, one
+ * post per job as a plain cross-thread completion would cost, and the inbox writes the eventfd
+ * only when the loop sleeps), and the loop sets the value, runs the callbacks, releases the job
+ * and drops its reference. So nothing of a loop's future (its destruction, the exception handler
+ * for an error nobody read, the value's destructor) ever runs in a worker. */
+struct job_block {
+  corio_future fut;
+  corio_job job;
+  struct corio__mpsc_node handoff;
+};
+
+enum { JOB_CANCELLED = 100 }; /* job->kind: complete as cancelled (executor.c only) */
+
+/* A pool without a cancel hook cannot take a job back: the request is only recorded (a future
+ * cancelled under the pool's feet would let the loop free the job while the pool holds it). */
+static int job_cancel_op(corio_future *f)
+{
+  corio_job *job = &corio_container_of(f, struct job_block, fut)->job;
+  atomic_store_explicit(&job->cancelled, 1, memory_order_release);
+  if (job->ex && job->ex->vt->cancel) return job->ex->vt->cancel(job->ex, job);
+  return 0;
+}
+
+static void job_destroy_op(corio_future *f)
+{
+  corio__free(corio_container_of(f, struct job_block, fut));
+}
+
+static const corio_future_ops job_future_ops = {job_cancel_op, job_destroy_op, "executor job"};
 
 corio_job *corio__job_new(corio_loop *loop, corio_job_fn fn, void *arg, const void *data,
                           size_t len)
 {
-  corio_job *job = corio__calloc(1, sizeof(*job));
-  if (!job) return NULL;
-  job->fut = corio_future_new(loop);
-  if (!job->fut) goto fail;
-  job->fn = fn;
-  job->arg = arg;
+  struct job_block *b = corio__malloc(sizeof(*b));
+  corio_job *job;
+  if (!b) return NULL;
+  job = &b->job;
+  memset(job, 0, sizeof(*job));
   if (data) {
     job->input = corio_bytes_alloc(len);
-    if (!job->input.data && len) goto fail;
+    if (!job->input.data && len) {
+      corio__free(b);
+      return NULL;
+    }
     if (len) memcpy(job->input.data, data, len);
   }
+  corio_future_init(&b->fut, loop, &job_future_ops);
+  job->fut = &b->fut;
+  job->fn = fn;
+  job->arg = arg;
+  corio__list_init(&job->node);
   return job;
-fail:
-  corio_future_unref(job->fut);
-  corio__free(job);
-  return NULL;
 }
 
 void corio__job_clear_result(corio_job *job)
@@ -41,39 +85,134 @@ void corio__job_clear_result(corio_job *job)
   job->err = 0;
 }
 
-static void job_free(corio_job *job)
+/* What a job owns besides its future, moved out of it before the future is completed (a
+ * callback may drop the last other reference; the job's own is dropped last). */
+struct leftovers {
+  corio_bytes input, out;
+  char *errmsg;
+  void *p;
+  corio_dtor dtor;
+  int64_t i;
+  int kind, err;
+};
+
+static void take_leftovers(corio_job *job, struct leftovers *l)
 {
-  corio__job_clear_result(job);
-  corio_bytes_free(&job->input);
-  corio_future_unref(job->fut);
-  corio__free(job);
+  l->input = job->input;
+  l->out = job->out;
+  l->errmsg = job->errmsg;
+  l->p = job->p;
+  l->dtor = job->dtor;
+  l->i = job->i;
+  l->kind = job->kind;
+  l->err = job->err;
+  memset(&job->input, 0, sizeof(job->input));
+  memset(&job->out, 0, sizeof(job->out));
+  job->errmsg = NULL;
+  job->p = NULL;
+  job->kind = CORIO__JOB_NONE;
+}
+
+static void release_leftovers(struct leftovers *l)
+{
+  if (l->kind == CORIO__JOB_PTR && l->dtor && l->p) l->dtor(l->p); /* not delivered */
+  corio_bytes_free(&l->out);
+  corio_bytes_free(&l->input);
+  corio__free(l->errmsg);
+}
+
+/* Complete the future from the job's result in this thread, then release the job. */
+static void complete_here(corio_job *job)
+{
+  corio_future *f = job->fut;
+  struct leftovers l;
+  take_leftovers(job, &l);
+  switch (l.kind) {
+  case CORIO__JOB_BYTES:
+    if (corio_future_set_result_bytes(f, l.out) == 0) memset(&l.out, 0, sizeof(l.out));
+    break;
+  case CORIO__JOB_PTR:
+    if (corio_future_set_result_ptr(f, l.p, l.dtor) == 0) l.p = NULL;
+    break;
+  case CORIO__JOB_ERR:
+    corio_future_set_error_msg(f, l.err, l.errmsg);
+    break;
+  case JOB_CANCELLED:
+    corio_future_set_cancelled(f);
+    break;
+  default:
+    corio_future_set_result(f, l.i);
+  }
+  release_leftovers(&l);
+  corio_future_unref(f);
+}
+
+static void handoff_run(struct corio__mpsc_node *node)
+{
+  complete_here(&corio_container_of(node, struct job_block, handoff)->job);
+}
+
+/* Every finished job ends here. A loop's job counts in loop->executor_jobs (corio_loop_close
+ * refuses while it is nonzero) until it is handed over: the count drops before the post (once
+ * the node is in the inbox, inbox_pending keeps the loop alive), and executor_posters covers the
+ * rest of corio__loop_post (its eventfd write), which close waits out. So close neither frees
+ * the loop under a poster nor says -EBUSY to a caller who already saw the future complete. */
+static void complete(corio_job *job)
+{
+  corio_loop *loop = job->fut->loop;
+  struct job_block *b = corio_container_of(job, struct job_block, job);
+  if (!loop) {
+    complete_here(job);
+  } else if (corio__loop_on_thread(loop)) {
+    complete_here(job);
+    atomic_fetch_sub_explicit(&loop->executor_jobs, 1, memory_order_relaxed);
+  } else {
+    b->handoff.run = handoff_run;
+    atomic_fetch_add_explicit(&loop->executor_posters, 1, memory_order_seq_cst);
+    atomic_fetch_sub_explicit(&loop->executor_jobs, 1, memory_order_seq_cst);
+    if (corio__loop_post(loop, &b->handoff) < 0) {
+      /* Not reached: close waits for executor_posters before it starts closing. */
+      fprintf(stderr, "corio: executor job completed after its loop closed\n");
+    }
+    atomic_fetch_sub_explicit(&loop->executor_posters, 1, memory_order_seq_cst);
+  }
 }
 
 void corio__job_finish(corio_job *job)
 {
-  corio_future *f = job->fut;
-  switch (job->kind) {
-  case CORIO__JOB_BYTES:
-    corio_future_set_result_bytes(f, job->out);
-    job->out.data = NULL;
-    job->out.len = 0;
-    break;
-  case CORIO__JOB_PTR:
-    if (corio_future_set_result_ptr(f, job->p, job->dtor) == 0) job->p = NULL;
-    break;
-  case CORIO__JOB_ERR:
-    corio_future_set_error_msg(f, job->err, job->errmsg);
-    break;
-  default:
-    corio_future_set_result(f, job->i);
-  }
-  job_free(job);
+  complete(job);
 }
 
 void corio__job_finish_error(corio_job *job, int err, const char *msg)
 {
-  corio_future_set_error_msg(job->fut, err, msg);
-  job_free(job);
+  char *copy = NULL;
+  size_t n;
+  if (msg) { /* before the clear: msg may be the job's own text */
+    n = strlen(msg) + 1;
+    copy = corio__malloc(n); /* on ENOMEM the error stands without its text */
+    if (copy) memcpy(copy, msg, n);
+  }
+  corio__job_clear_result(job);
+  job->kind = CORIO__JOB_ERR;
+  job->err = err < 0 ? err : -EINVAL;
+  job->errmsg = copy;
+  complete(job);
+}
+
+void corio__job_finish_cancelled(corio_job *job)
+{
+  corio__job_clear_result(job);
+  job->kind = JOB_CANCELLED;
+  complete(job);
+}
+
+/* A job never submitted (map's ENOMEM path; loop-less). */
+static void job_discard(corio_job *job)
+{
+  struct leftovers l;
+  take_leftovers(job, &l);
+  release_leftovers(&l);
+  corio_future_unref(job->fut);
 }
 
 /* ---- inside a job ---- */
@@ -165,7 +304,9 @@ static corio_future *submit(corio_executor *ex, corio_loop *loop, corio_job_fn f
     return corio__future_failed(loop, CORIO_E_CLOSED);
   job = corio__job_new(loop, fn, arg, data, len);
   if (!job) return NULL;
+  job->ex = ex;
   f = corio_future_ref(job->fut);
+  if (loop) atomic_fetch_add_explicit(&loop->executor_jobs, 1, memory_order_relaxed);
   rc = ex->vt->submit(ex, job);
   if (rc < 0) corio__job_finish_error(job, rc, NULL);
   return f;
@@ -182,6 +323,104 @@ corio_future *corio_executor_submit_bytes(corio_executor *ex, corio_job_fn fn, c
   return submit(ex, NULL, fn, NULL, data ? data : "", data ? len : 0);
 }
 
+static void default_executor_free(void *ex)
+{
+  corio_executor_free(ex);
+}
+
+corio_future *corio_run_in_executor(corio_loop *loop, corio_executor *ex, corio_job_fn fn,
+                                    void *arg)
+{
+  corio_executor *dflt;
+  int rc;
+  if (!loop) return corio__future_failed(NULL, -EINVAL);
+  /* A loop's futures, and its default pool (created here without a lock), are its thread's. The
+   * error goes on a loop-less future: posting it to the loop from here would be the misuse. */
+  if (!corio__loop_on_thread(loop)) return corio__future_failed(NULL, CORIO_E_WRONG_THREAD);
+  if (!fn) return corio__future_failed(loop, -EINVAL);
+  if (!ex) {
+    if (!loop->default_executor) {
+      rc = corio_thread_pool_new(&dflt, NULL);
+      if (rc == -ENOMEM) return NULL;
+      if (rc < 0) return corio__future_failed(loop, rc);
+      loop->default_executor = dflt;
+      loop->default_executor_free = default_executor_free;
+    }
+    ex = loop->default_executor;
+  }
+  return submit(ex, loop, fn, arg, NULL, 0);
+}
+
+/* Chunk ids only need to differ between neighbours in a queue; a process-wide counter makes two
+ * maps queued back to back distinct (0 means "no chunk"). */
+static uint32_t next_chunk_id(void)
+{
+  static _Atomic uint32_t seq;
+  uint32_t id;
+  do id = atomic_fetch_add_explicit(&seq, 1, memory_order_relaxed) + 1;
+  while (id == 0);
+  return id;
+}
+
+int corio_executor_map(corio_executor *ex, corio_job_fn fn, const corio_bytes *inputs, size_t n,
+                       size_t chunksize, corio_future **out)
+{
+  corio__list jobs, *node;
+  corio_job *job;
+  uint32_t chunk = 0;
+  size_t i;
+  int rc;
+  if (!ex || !fn || (n && (!inputs || !out))) return -EINVAL;
+  for (i = 0; i < n; i++)
+    if (!inputs[i].data && inputs[i].len) return -EINVAL;
+  if (atomic_load_explicit(&ex->closed, memory_order_acquire)) return CORIO_E_CLOSED;
+  if (n == 0) return 0;
+  if (chunksize == 0) chunksize = 1;
+  corio__list_init(&jobs);
+  /* Everything is allocated before anything is queued, so that ENOMEM submits nothing. */
+  for (i = 0; i < n; i++) {
+    job = corio__job_new(NULL, fn, NULL, inputs[i].data ? (const void *)inputs[i].data : "",
+                         inputs[i].len);
+    if (!job) goto nomem;
+    job->ex = ex;
+    if (chunksize > 1) {
+      if (i % chunksize == 0) chunk = next_chunk_id();
+      job->chunk = chunk;
+    }
+    corio__list_insert_tail(&jobs, &job->node);
+    out[i] = corio_future_ref(job->fut);
+  }
+  if (ex->vt->submit_list) {
+    rc = ex->vt->submit_list(ex, &jobs, n);
+    if (rc < 0) {
+      for (i = 0; i < n; i++) {
+        corio_future_unref(out[i]);
+        out[i] = NULL;
+      }
+    }
+    return rc < 0 ? rc : 0;
+  }
+  while (!corio__list_empty(&jobs)) {
+    node = jobs.next;
+    corio__list_remove(node);
+    job = corio_container_of(node, corio_job, node);
+    rc = ex->vt->submit(ex, job);
+    if (rc < 0) corio__job_finish_error(job, rc, NULL);
+  }
+  return 0;
+nomem:
+  while (!corio__list_empty(&jobs)) {
+    node = jobs.next;
+    corio__list_remove(node);
+    job_discard(corio_container_of(node, corio_job, node));
+  }
+  while (i-- > 0) {
+    corio_future_unref(out[i]);
+    out[i] = NULL;
+  }
+  return -ENOMEM;
+}
+
 int corio_executor_shutdown(corio_executor *ex, int wait, int cancel_futures, double timeout_s)
 {
   if (!ex) return -EINVAL;
@@ -196,6 +435,14 @@ void corio_executor_free(corio_executor *ex)
   ex->vt->destroy(ex);
 }
 
+/* ---- blocking helpers for threads ---- */
+
+static double time_left(int64_t deadline)
+{
+  int64_t left = deadline - corio__now_ns();
+  return left > 0 ? (double)left / 1e9 : 0;
+}
+
 int corio_futures_wait_all(corio_future *const *futs, size_t n, double timeout_s)
 {
   int64_t deadline = timeout_s >= 0 ? corio__now_ns() + corio__seconds_to_ns(timeout_s) : 0;
@@ -203,13 +450,110 @@ int corio_futures_wait_all(corio_future *const *futs, size_t n, double timeout_s
   int rc;
   if (!futs && n) return -EINVAL;
   for (i = 0; i < n; i++) {
-    double left = -1;
-    if (timeout_s >= 0) {
-      left = (double)(deadline - corio__now_ns()) / 1e9;
-      if (left < 0) left = 0;
-    }
-    rc = corio_future_wait(futs[i], left);
+    rc = corio_future_wait(futs[i], timeout_s >= 0 ? time_left(deadline) : -1);
     if (rc < 0) return rc;
   }
   return 0;
+}
+
+static int first_done(corio_future *const *futs, size_t n)
+{
+  size_t i;
+  for (i = 0; i < n; i++)
+    if (corio_future_done(futs[i])) return (int)i;
+  return -1;
+}
+
+/* wait_any over loop-less futures: one temporary loop-less future that the first done callback
+ * completes, and one sleep on it. Every registered callback holds a reference to the waiter,
+ * dropped by the callback itself or by us when we take it back: a callback that already left its
+ * future's list may still be running in the completing thread after we return, so the waiter
+ * cannot live on our stack. Cost: n callback adds and removes, no polling. The rejected
+ * alternative, futex_waitv on the futures' state words, caps n at 128. */
+static void any_done(corio_future *f, void *arg)
+{
+  corio_future *w = arg;
+  (void)f;
+  corio_future_set_result(w, 0);
+  corio_future_unref(w);
+}
+
+static int wait_any_loopless(corio_future *const *futs, size_t n, double timeout_s)
+{
+  corio_future *w = corio_future_new(NULL);
+  size_t i, added;
+  int rc = 0, idx;
+  if (!w) return -ENOMEM;
+  for (added = 0; added < n; added++) {
+    corio_future_ref(w);
+    rc = corio_future_add_done_callback(futs[added], any_done, w);
+    if (rc < 0) {
+      corio_future_unref(w);
+      break;
+    }
+    if (corio_future_done(w)) {
+      added++; /* done already: it ran at once (and dropped its reference) */
+      break;
+    }
+  }
+  if (rc == 0) rc = corio_future_wait(w, timeout_s);
+  for (i = 0; i < added; i++)
+    if (corio_future_remove_done_callback(futs[i], any_done, w) == 0) corio_future_unref(w);
+  corio_future_unref(w);
+  idx = first_done(futs, n);
+  if (idx >= 0) return idx;
+  return rc < 0 ? rc : -ETIMEDOUT;
+}
+
+/* Futures bound to a loop take done callbacks only on the loop's thread, so a foreign thread
+ * sleeps on their state words at once with futex_waitv (Linux 5.16), with the same protocol as
+ * corio_future_wait: announce a waiter, re-read the state, sleep only on the value seen. */
+static int wait_any_futex(corio_future *const *futs, size_t n, double timeout_s)
+{
+  struct futex_waitv v[FUTEX_WAITV_MAX];
+  struct timespec ts;
+  int64_t deadline = 0;
+  size_t i;
+  int st;
+  long rc;
+  if (n > FUTEX_WAITV_MAX) return -E2BIG;
+  if (timeout_s >= 0) deadline = corio__now_ns() + corio__seconds_to_ns(timeout_s);
+  memset(v, 0, sizeof(v));
+  for (;;) {
+    for (i = 0; i < n; i++) atomic_store_explicit(&futs[i]->waiters, 1, memory_order_seq_cst);
+    for (i = 0; i < n; i++) {
+      st = atomic_load_explicit(&futs[i]->state, memory_order_seq_cst);
+      if (st >= CORIO_FUTURE_DONE) return (int)i;
+      v[i].val = (uint64_t)st;
+      v[i].uaddr = (uintptr_t)&futs[i]->state;
+      v[i].flags = FUTEX_32 | FUTEX_PRIVATE_FLAG;
+    }
+    if (timeout_s >= 0) {
+      if (deadline <= corio__now_ns()) return -ETIMEDOUT;
+      ts.tv_sec = deadline / 1000000000;
+      ts.tv_nsec = deadline % 1000000000;
+    }
+    rc = syscall(SYS_futex_waitv, v, (unsigned)n, 0, timeout_s >= 0 ? &ts : NULL, CLOCK_MONOTONIC);
+    if (rc < 0 && errno == ENOSYS) return -ENOSYS;
+  }
+}
+
+int corio_futures_wait_any(corio_future *const *futs, size_t n, double timeout_s)
+{
+  size_t i;
+  int idx;
+  bool bound = false;
+  if (n == 0) return -ENOENT;
+  if (!futs) return -EINVAL;
+  for (i = 0; i < n; i++) {
+    if (!futs[i]) return -EINVAL;
+    if (futs[i]->loop && !corio_future_done(futs[i])) {
+      if (corio__loop_on_thread(futs[i]->loop)) return CORIO_E_WRONG_THREAD;
+      bound = true;
+    }
+  }
+  idx = first_done(futs, n);
+  if (idx >= 0) return idx;
+  if (timeout_s == 0) return -ETIMEDOUT;
+  return bound ? wait_any_futex(futs, n, timeout_s) : wait_any_loopless(futs, n, timeout_s);
 }

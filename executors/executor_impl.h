@@ -10,6 +10,17 @@ typedef struct corio_executor_vt {
   int (*submit)(corio_executor *ex, corio_job *job);
   int (*shutdown)(corio_executor *ex, int wait, int cancel_futures, double timeout_s);
   void (*destroy)(corio_executor *ex);
+  /* Optional. Cancel @p job (corio_future_cancel on its future, any thread): a job still queued
+   * is taken out and completed with corio__job_finish_cancelled (return 1); a running one is
+   * left alone (return 0; job->cancelled is already set for corio_job_cancelled). NULL: jobs
+   * cannot be taken back (cancel returns 0; the job still sees corio_job_cancelled). Only the
+   * corio__job_finish* functions may complete a job's future. */
+  int (*cancel)(corio_executor *ex, corio_job *job);
+  /* Optional. Queue the @p n jobs linked through job->node on @p jobs (the list is the pool's
+   * from here, even on error: a negative return means the pool has completed them all with that
+   * error). Consecutive jobs with the same nonzero job->chunk form one queue entry, run by one
+   * worker in one round trip. NULL: corio_executor_map calls submit once per job. */
+  int (*submit_list)(corio_executor *ex, corio__list *jobs, size_t n);
 } corio_executor_vt;
 
 struct corio_executor {
@@ -20,7 +31,12 @@ struct corio_executor {
 enum { CORIO__JOB_NONE = 0, CORIO__JOB_INT, CORIO__JOB_BYTES, CORIO__JOB_PTR, CORIO__JOB_ERR };
 
 struct corio_job {
-  corio_future *fut; /* completed by the pool (reference held by the job) */
+  corio_future *fut;  /* completed by the pool (reference held by the job); embedded in the
+                         same allocation as the job, see executor.c */
+  corio_executor *ex; /* the pool it was submitted to (set before vt->submit) */
+  corio__list node;   /* queue link, the pool's while it holds the job */
+  uint32_t chunk;     /* nonzero: map chunk id (see submit_list) */
+  int qstate;         /* the pool's own bookkeeping (thread pool: queued / taken) */
   corio_job_fn fn;
   void *arg;
   corio_bytes input;
@@ -41,10 +57,13 @@ struct corio_job {
 /** A new job for @p fn (future on @p loop, or loop-less); copies @p data. NULL on ENOMEM. */
 corio_job *corio__job_new(corio_loop *loop, corio_job_fn fn, void *arg, const void *data,
                           size_t len);
-/** Complete job->fut from the job's result (any thread) and free the job. */
+/** Complete job->fut from the job's result (any thread) and free the job. The job must not be
+ *  touched afterwards (nor by the other finish functions). */
 void corio__job_finish(corio_job *job);
 /** Fail job->fut with @p err and @p msg (NULL = none) and free the job. */
 void corio__job_finish_error(corio_job *job, int err, const char *msg);
+/** Complete job->fut as cancelled and free the job (a pending job taken out of the queue). */
+void corio__job_finish_cancelled(corio_job *job);
 /** Reset the result fields (a worker runs a job again after a crash, etc.). */
 void corio__job_clear_result(corio_job *job);
 

@@ -13,6 +13,7 @@
 #include "corio/combinators.h"
 #include "corio/sync.h"
 #include "corio/executor.h"
+#include "corio/shm.h"
 #include "corio/transport.h"
 #include "corio/stream.h"
 #include "corio/dns.h"

@@ -19,6 +19,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
@@ -438,7 +439,8 @@ static size_t live_entries(const corio_loop *loop)
 static bool loop_alive(const corio_loop *loop)
 {
   return loop->alive || loop->ops_inflight || loop->nwatchers || loop->nsig ||
-         atomic_load(&loop->inbox_pending) || live_entries(loop);
+         atomic_load(&loop->inbox_pending) || atomic_load(&loop->executor_jobs) ||
+         live_entries(loop);
 }
 
 int corio_loop_close(corio_loop *loop)
@@ -461,6 +463,11 @@ int corio_loop_close(corio_loop *loop)
     }
     return -EBUSY;
   }
+  /* A worker that handed an executor job back may still be inside corio__loop_post (its eventfd
+   * write): wait it out, then look again (what it posted keeps the loop alive). */
+  while (atomic_load(&loop->executor_posters)) sched_yield();
+  if (loop_alive(loop)) return -EBUSY;
+  if (loop->default_executor_free) loop->default_executor_free(loop->default_executor);
   if (loop->resolver_free) loop->resolver_free(loop->resolver); /* needs the ring: first */
   atomic_store(&loop->closing, 1);
   loop->be->close(loop); /* cancels and reaps the internal ops (wakeup, signal poll) */

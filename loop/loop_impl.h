@@ -96,6 +96,15 @@ struct corio_loop {
   void *resolver;
   void (*resolver_free)(void *resolver);
 
+  /* corio_run_in_executor (executors/executor.c): its default thread pool, created on first
+   * use and freed at close; its jobs not yet handed back to the loop, which keep the loop alive
+   * (close: -EBUSY); and the workers still inside corio__loop_post handing one back, which close
+   * waits out (a few instructions and an eventfd write) before it frees anything. */
+  void *default_executor;
+  void (*default_executor_free)(void *ex);
+  _Atomic size_t executor_jobs;
+  _Atomic size_t executor_posters;
+
   /* transports' provided-buffer ring, created on first use, freed after the ring at close */
   void *bufring;
   void (*bufring_free)(void *bufring);

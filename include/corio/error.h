@@ -47,7 +47,8 @@
   X(DNS_BADNAME, -4122, "DNS: malformed host name")                                                \
   X(DNS_BADRESP, -4123, "DNS: malformed reply from the server")                                    \
   X(DNS_NONAME, -4124, "DNS: unknown host or service name")                                        \
-  X(DNS_FAILURE, -4125, "DNS: lookup failed")
+  X(DNS_FAILURE, -4125, "DNS: lookup failed")                                                      \
+  X(WORKER_DIED, -4126, "the worker process running the job died")
 
 enum corio_error {
 #define CORIO__ERR_ENUM(name, value, msg) CORIO_E_##name = (value),

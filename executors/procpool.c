@@ -1,0 +1,1111 @@
+/*
+ * Process pool, parent side: the queue, the worker table, submit / cancel / shutdown, and the
+ * manager thread that reads results and worker deaths. procpool_impl.h describes the processes
+ * and the protocol; procpool_child.c is the code that runs in them.
+ *
+ * Threads. Any thread may submit, cancel or shut down; one manager thread per pool polls the
+ * control socket (fork server) and the worker sockets. Everything below is guarded by the pool
+ * mutex except what only the manager touches: receiving, closing sockets and freeing worker
+ * structs. Futures are always completed with the mutex released (their done callbacks may
+ * submit again): locked code collects finished jobs on a local list, and finish_list() completes
+ * them after unlocking.
+ *
+ * Dispatch. A job goes straight from the submitting thread to an idle worker (one sendmsg under
+ * the mutex): on an idle pool the round trip is submit -> worker -> manager -> waiter, with no
+ * hop through the manager on the way in and no eventfd write. The send cannot block: a worker is
+ * sent a job only while idle, so its socket is empty, and inline payloads are capped below the
+ * socket buffer. Without an idle worker the job waits in the FIFO queue; the manager hands it
+ * out when a result or a new worker frees one. Workers are forked on demand, one per queued job
+ * lacking a worker, up to max_workers (a worker's slot is its index for corio_job_worker).
+ *
+ * A worker's death is known twice: its socket hangs up, and the fork server reports the wait
+ * status. Only the second one fails the job, so that the error can say what killed the worker;
+ * the socket is drained first, so a result sent just before a (deliberate) exit is never lost.
+ *
+ * Cancellation (the executor's cancel hook, executor_impl.h): a queued job is taken out of the
+ * queue and cancelled at once; a running job's worker is killed through the fork server and the
+ * future ends cancelled when its death is reported, so by the time the future says cancelled the
+ * job has stopped having effects. The worker is replaced on demand like any dead worker.
+ *
+ * Payloads, by size: up to inline_max (memfd_threshold, capped by the socket buffer) in the
+ * message itself; up to CORIO__PP_WINDOW_MAX in the worker's window (a shared memfd mapped once
+ * per worker and direction; the input is copied in under the mutex, since the window is the
+ * chosen worker's); above that in a one-shot memfd that the submitting thread fills before
+ * taking the mutex.
+ *
+ * Shutdown: closing stops new jobs; idle workers get their socket closed and exit; once every
+ * worker's exit is reported, the manager closes the control socket (the fork server exits) and
+ * reaps the fork server. At the deadline, busy workers are killed; if even that does not wind
+ * the pool down, the fork server is killed, which kills every worker (PDEATHSIG).
+ *
+ * Limits: callbacks of the pool's futures run in the manager thread (as in concurrent.futures):
+ * they may submit, cancel or even free the pool, but must not block waiting for the pool.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "procpool_impl.h"
+
+/* The error of a job whose worker died under it; the text says how (signal or exit status). */
+#define PP_E_WORKER_DIED CORIO_E_WORKER_DIED
+
+#define PP_DEFAULT_THRESHOLD ((size_t)64 * 1024)
+/* After the shutdown deadline the workers are killed; if the pool still has not wound down after
+ * this long (a stopped fork server, say), the fork server itself is killed. */
+#define PP_KILL_GRACE_NS ((int64_t)2 * 1000000000)
+
+int corio__procpool_fail_forks;
+
+enum { W_SPAWNING = 1, W_IDLE, W_BUSY, W_STOPPING, W_RETIRED };
+enum { KILL_NONE = 0, KILL_CANCEL, KILL_DEADLINE, KILL_PROTOCOL };
+enum { J_QUEUED = 1, J_RUNNING, J_DONE };
+#define J_KIND_CANCELLED 0x100 /* a finished job's kind: complete the future as cancelled */
+
+typedef struct pp_worker {
+  corio__list link; /* pool->dying while W_RETIRED */
+  int state;
+  int slot; /* index in pool->slots, -1 once retired */
+  int sock; /* our end of the worker's socket, -1 before SPAWNED and after closing */
+  int kill_reason;
+  pid_t pid;
+  unsigned tasks;
+  corio_job *job;           /* W_BUSY: the job it runs */
+  corio__pp_window win_in;  /* inputs we write (used under the pool mutex) */
+  corio__pp_window win_out; /* results it writes (used by the manager only) */
+} pp_worker;
+
+typedef struct pp_pool {
+  corio_executor base;
+  corio__pp_config cfg;
+  unsigned max_workers;
+  pthread_mutex_t mu;
+  pthread_cond_t cond; /* signalled when `finished` is set */
+  corio__list queue;   /* pending jobs, through job->node */
+  size_t nqueued;
+  pp_worker **slots;
+  unsigned nslots, nspawning; /* occupied slots, of which spawning */
+  corio__list dying;          /* retired workers waiting for their exit report */
+  corio__buf ctl_out;         /* control messages the socket could not take yet */
+  int ctl, evfd;
+  pid_t server;
+  pthread_t manager;
+  bool closing, finished, joined;
+  bool free_on_exit;    /* freed by the manager thread itself (set in that thread) */
+  int broken;           /* the fork server died: the error every job now fails with */
+  char broken_msg[160]; /* and its text */
+  /* manager-only */
+  uint8_t *rxbuf;
+  struct pollfd *pfd;
+  pp_worker **pfd_worker;
+} pp_pool;
+
+static void close_fd(int fd)
+{
+  if (fd >= 0) close(fd);
+}
+
+/* ---- helpers ---- */
+
+static pp_pool *pool_of(corio_executor *ex)
+{
+  return corio_container_of(ex, pp_pool, base);
+}
+
+/* A job's input memfd, kept in job->impl as fd + 1 so that the zeroed field means none. */
+static int job_memfd(const corio_job *job)
+{
+  return (int)(intptr_t)job->impl - 1;
+}
+
+static void job_close_memfd(corio_job *job)
+{
+  close_fd(job_memfd(job));
+  job->impl = NULL;
+}
+
+static void wake(pp_pool *p)
+{
+  uint64_t one = 1;
+  ssize_t n = write(p->evfd, &one, sizeof(one));
+  (void)n; /* EAGAIN: the counter is already nonzero, the manager will wake */
+}
+
+static void finish_list(corio__list *done)
+{
+  corio__list *n;
+  corio_job *job;
+  while (!corio__list_empty(done)) {
+    n = done->next;
+    corio__list_remove(n);
+    job = corio_container_of(n, corio_job, node);
+    if (job->kind == J_KIND_CANCELLED) {
+      job->kind = CORIO__JOB_NONE;
+      corio__job_finish_cancelled(job);
+    } else {
+      corio__job_finish(job);
+    }
+  }
+}
+
+static void job_done_locked(corio_job *job, corio__list *done)
+{
+  job->qstate = J_DONE;
+  corio__list_insert_tail(done, &job->node);
+}
+
+static void job_cancelled_locked(corio_job *job, corio__list *done)
+{
+  corio__job_clear_result(job);
+  job->kind = J_KIND_CANCELLED;
+  job_done_locked(job, done);
+}
+
+static corio_job *queue_pop_locked(pp_pool *p)
+{
+  corio__list *n = p->queue.next;
+  corio__list_remove(n);
+  p->nqueued--;
+  return corio_container_of(n, corio_job, node);
+}
+
+static void fail_queue_locked(pp_pool *p, corio__list *done, int err, const char *msg)
+{
+  corio_job *job;
+  while (p->nqueued) {
+    job = queue_pop_locked(p);
+    job_close_memfd(job);
+    corio_job_fail(job, err, "%s", msg);
+    job_done_locked(job, done);
+  }
+}
+
+/* Queue a control message; never blocks (the fork server may itself be blocked sending to us,
+ * and only the manager reads its messages). What the socket cannot take now is kept in ctl_out
+ * and flushed by the manager on POLLOUT. */
+static void ctl_send_locked(pp_pool *p, uint32_t type, int worker, pid_t pid, int value,
+                            uint64_t token)
+{
+  corio__pp_ctl_msg m;
+  int rc;
+  if (p->ctl < 0) return;
+  memset(&m, 0, sizeof(m));
+  m.type = type;
+  m.worker = worker;
+  m.pid = pid;
+  m.value = value;
+  m.token = token;
+  if (p->ctl_out.len == 0) {
+    rc = corio__pp_send(p->ctl, &m, sizeof(m), NULL, 0, -1, MSG_DONTWAIT);
+    if (rc != -EAGAIN) return; /* sent, or the fork server is gone (the manager sees it) */
+  }
+  if (corio__buf_append(&p->ctl_out, &m, sizeof(m)) < 0) {
+    /* No memory to queue it: a blocking send is the only way not to lose it. */
+    corio__pp_send(p->ctl, &m, sizeof(m), NULL, 0, -1, 0);
+    return;
+  }
+  wake(p);
+}
+
+static void kill_worker_locked(pp_pool *p, pp_worker *w, int reason)
+{
+  if (w->kill_reason == KILL_NONE)
+    ctl_send_locked(p, CORIO__PP_KILL, w->slot, w->pid, SIGKILL, (uint64_t)(uintptr_t)w);
+  /* A cancel overrides the deadline: the caller was promised a cancelled future. */
+  if (w->kill_reason == KILL_NONE || reason == KILL_CANCEL) w->kill_reason = reason;
+}
+
+/* The worker leaves its slot (max_tasks_per_child reached, or the pool is closing): its socket
+ * is closed, which makes it exit, and it waits on the dying list for its exit report. */
+static void retire_locked(pp_pool *p, pp_worker *w)
+{
+  close_fd(w->sock);
+  w->sock = -1;
+  corio__pp_window_free(&w->win_in);
+  corio__pp_window_free(&w->win_out);
+  p->slots[w->slot] = NULL;
+  p->nslots--;
+  w->slot = -1;
+  w->state = W_RETIRED;
+  corio__list_insert_tail(&p->dying, &w->link);
+}
+
+/* Send @p job to @p w: input inline, in the worker's window (@p winfd: a new window to attach, or
+ * -1), or in the job's own memfd. */
+static int send_job(pp_pool *p, pp_worker *w, corio_job *job, int winfd)
+{
+  corio__pp_job_msg m;
+  const void *payload = job->input.data;
+  int fd = job_memfd(job);
+  memset(&m, 0, sizeof(m));
+  m.type = CORIO__PP_JOB;
+  m.fn = (uint64_t)(uintptr_t)job->fn;
+  m.arg = (uint64_t)(uintptr_t)job->arg;
+  m.len = job->input.len;
+  m.worker = w->slot;
+  if (job->input.data) m.flags |= CORIO__PP_F_BYTES;
+  if (fd >= 0) {
+    m.flags |= CORIO__PP_F_MEMFD | CORIO__PP_F_BYTES;
+    payload = NULL;
+  } else if (m.len > p->cfg.inline_max) {
+    memcpy(w->win_in.map, job->input.data, m.len);
+    m.flags |= CORIO__PP_F_WINDOW;
+    payload = NULL;
+    fd = winfd;
+  }
+  return corio__pp_send(w->sock, &m, sizeof(m), payload, payload ? m.len : 0, fd, 0);
+}
+
+static void spawn_locked(pp_pool *p, corio__list *done)
+{
+  pp_worker *w;
+  unsigned i;
+  while (p->nqueued > p->nspawning && p->nslots < p->max_workers && !p->broken) {
+    for (i = 0; p->slots[i]; i++) {
+    }
+    w = corio__calloc(1, sizeof(*w));
+    if (!w) {
+      if (p->nslots == 0) fail_queue_locked(p, done, -ENOMEM, "no memory to start a worker");
+      return;
+    }
+    corio__list_init(&w->link);
+    w->state = W_SPAWNING;
+    w->slot = (int)i;
+    w->sock = -1;
+    p->slots[i] = w;
+    p->nslots++;
+    p->nspawning++;
+    ctl_send_locked(p, CORIO__PP_SPAWN, (int)i, 0, 0, (uint64_t)(uintptr_t)w);
+  }
+}
+
+/* Hand queued jobs to idle workers, then start workers for what is left. */
+static void dispatch_locked(pp_pool *p, corio__list *done)
+{
+  pp_worker *w;
+  corio_job *job;
+  unsigned i = 0;
+  int winfd, rc;
+  while (p->nqueued) {
+    for (; i < p->max_workers; i++)
+      if (p->slots[i] && p->slots[i]->state == W_IDLE) break;
+    if (i == p->max_workers) break;
+    w = p->slots[i];
+    job = queue_pop_locked(p);
+    winfd = -1;
+    if (job_memfd(job) < 0 && job->input.len > p->cfg.inline_max &&
+        job->input.len > w->win_in.cap) {
+      winfd = corio__pp_window_grow(&w->win_in, job->input.len);
+      if (winfd < 0) {
+        corio_job_fail(job, winfd, "cannot create a shared window for the job's input: %s",
+                       strerror(-winfd));
+        job_done_locked(job, done);
+        continue;
+      }
+    }
+    rc = send_job(p, w, job, winfd);
+    close_fd(winfd);
+    if (rc < 0) {
+      /* The worker died while idle (its exit report is on the way), or its socket is unusable
+       * (then the kill makes sure an exit report comes): the job goes back first in line. */
+      corio__list_insert_tail(p->queue.next, &job->node);
+      p->nqueued++;
+      kill_worker_locked(p, w, KILL_PROTOCOL);
+      w->state = W_STOPPING;
+      continue;
+    }
+    job_close_memfd(job); /* the worker has its own reference now */
+    job->qstate = J_RUNNING;
+    job->worker = w->slot;
+    w->job = job;
+    w->state = W_BUSY;
+  }
+  spawn_locked(p, done);
+}
+
+/* ---- vtable ---- */
+
+static int pp_submit(corio_executor *ex, corio_job *job)
+{
+  pp_pool *p = pool_of(ex);
+  corio__list done;
+  size_t len = job->input.len;
+  int fd, err;
+  if (len > p->cfg.inline_max && len > CORIO__PP_WINDOW_MAX) {
+    /* Built here, in the submitting thread, so that no big copy happens under the mutex (a
+     * window copy, up to CORIO__PP_WINDOW_MAX, does: it needs the worker chosen). */
+    fd = corio__pp_memfd_from(job->input.data, len);
+    if (fd < 0) {
+      corio__job_finish_error(job, fd, "cannot create a memfd for the job's input");
+      return 0;
+    }
+    job->impl = (void *)(intptr_t)(fd + 1);
+    corio_bytes_free(&job->input); /* the memfd has it; keep only the length */
+    job->input.len = len;
+  }
+  corio__list_init(&done);
+  pthread_mutex_lock(&p->mu);
+  if (p->closing || p->broken) {
+    err = p->broken ? p->broken : CORIO_E_CLOSED;
+    pthread_mutex_unlock(&p->mu);
+    job_close_memfd(job);
+    corio__job_finish_error(
+        job, err, err == CORIO_E_CLOSED ? "the process pool is shut down" : p->broken_msg);
+    return 0;
+  }
+  job->qstate = J_QUEUED;
+  corio__list_insert_tail(&p->queue, &job->node);
+  p->nqueued++;
+  dispatch_locked(p, &done);
+  pthread_mutex_unlock(&p->mu);
+  finish_list(&done);
+  return 0;
+}
+
+static int pp_cancel(corio_executor *ex, corio_job *job)
+{
+  pp_pool *p = pool_of(ex);
+  pp_worker *w;
+  int rc = 0;
+  pthread_mutex_lock(&p->mu);
+  if (job->qstate == J_QUEUED) {
+    corio__list_remove(&job->node);
+    p->nqueued--;
+    job->qstate = J_DONE;
+    pthread_mutex_unlock(&p->mu);
+    job_close_memfd(job);
+    corio__job_finish_cancelled(job);
+    return 1;
+  }
+  if (job->qstate == J_RUNNING) {
+    w = p->slots[job->worker];
+    if (w && w->job == job) {
+      kill_worker_locked(p, w, KILL_CANCEL);
+      rc = 1;
+    }
+  }
+  pthread_mutex_unlock(&p->mu);
+  return rc;
+}
+
+/* At the shutdown deadline: kill the busy workers, fail the jobs that never started. Returns
+ * whether any job was affected. */
+static bool deadline_locked(pp_pool *p, corio__list *done)
+{
+  bool hit = p->nqueued > 0;
+  unsigned i;
+  fail_queue_locked(p, done, -ETIMEDOUT,
+                    "the process pool's shutdown deadline passed before the job started");
+  for (i = 0; i < p->max_workers; i++)
+    if (p->slots[i] && p->slots[i]->state == W_BUSY) {
+      kill_worker_locked(p, p->slots[i], KILL_DEADLINE);
+      hit = true;
+    }
+  return hit;
+}
+
+static void cond_wait_until(pp_pool *p, int64_t deadline)
+{
+  struct timespec ts;
+  ts.tv_sec = deadline / 1000000000;
+  ts.tv_nsec = deadline % 1000000000;
+  pthread_cond_timedwait(&p->cond, &p->mu, &ts);
+}
+
+static int pp_shutdown(corio_executor *ex, int wait, int cancel_futures, double timeout_s)
+{
+  pp_pool *p = pool_of(ex);
+  corio__list done;
+  int64_t deadline = 0;
+  int rc = 0, stage = 0; /* 0: before the deadline, 1: workers killed, 2: fork server killed */
+  corio__list_init(&done);
+  pthread_mutex_lock(&p->mu);
+  p->closing = true;
+  if (cancel_futures)
+    while (p->nqueued) {
+      corio_job *job = queue_pop_locked(p);
+      job_close_memfd(job);
+      job_cancelled_locked(job, &done);
+    }
+  pthread_mutex_unlock(&p->mu);
+  wake(p);
+  finish_list(&done);
+  /* A done callback runs in the manager thread: waiting there for the manager would deadlock. */
+  if (!wait || pthread_equal(pthread_self(), p->manager)) return 0;
+  if (timeout_s >= 0) deadline = corio__now_ns() + corio__seconds_to_ns(timeout_s);
+  pthread_mutex_lock(&p->mu);
+  while (!p->finished) {
+    if (timeout_s < 0) {
+      pthread_cond_wait(&p->cond, &p->mu);
+      continue;
+    }
+    if (corio__now_ns() < deadline) {
+      cond_wait_until(p, deadline);
+      continue;
+    }
+    if (stage == 0) {
+      if (deadline_locked(p, &done)) rc = -ETIMEDOUT;
+      pthread_mutex_unlock(&p->mu);
+      finish_list(&done);
+      pthread_mutex_lock(&p->mu);
+      deadline = corio__now_ns() + PP_KILL_GRACE_NS;
+    } else if (stage == 1 && p->server > 0) {
+      /* The fork server does not answer; killing it kills every worker (PDEATHSIG), and the
+       * manager then fails what is left. The pid is still ours: only the manager reaps it. */
+      kill(p->server, SIGKILL);
+      timeout_s = -1;
+    } else {
+      timeout_s = -1;
+    }
+    stage++;
+  }
+  if (!p->joined) {
+    p->joined = true;
+    pthread_mutex_unlock(&p->mu);
+    pthread_join(p->manager, NULL);
+    return rc;
+  }
+  pthread_mutex_unlock(&p->mu);
+  return rc;
+}
+
+static void pool_free(pp_pool *p)
+{
+  close_fd(p->evfd);
+  corio__buf_free(&p->ctl_out);
+  pthread_mutex_destroy(&p->mu);
+  pthread_cond_destroy(&p->cond);
+  corio__free(p->slots);
+  corio__free(p->rxbuf);
+  corio__free(p->pfd);
+  corio__free(p->pfd_worker);
+  corio__free(p);
+}
+
+static void pp_destroy(corio_executor *ex)
+{
+  pp_pool *p = pool_of(ex);
+  if (!p->joined && pthread_equal(pthread_self(), p->manager)) {
+    /* Freed from a done callback, which runs in the manager thread: it cannot join itself, so
+     * it frees the pool when it has wound down (shutdown, already requested, gets it there). */
+    p->joined = true;
+    p->free_on_exit = true;
+    pthread_detach(p->manager);
+    return;
+  }
+  if (!p->joined) {
+    p->joined = true;
+    pthread_join(p->manager, NULL);
+  }
+  pool_free(p);
+}
+
+static const corio_executor_vt pp_vt = {
+    .name = "process pool",
+    .submit = pp_submit,
+    .shutdown = pp_shutdown,
+    .destroy = pp_destroy,
+    .cancel = pp_cancel,
+};
+
+/* ---- manager: results ---- */
+
+struct result {
+  int kind, err;
+  int64_t i;
+  corio_bytes bytes;
+  char *text;
+};
+
+/* Decode a RESULT message (the payload is in p->rxbuf or the memfd @p fd). */
+static int parse_result(pp_pool *p, pp_worker *w, const corio__pp_result_msg *m, size_t n, int *fdp,
+                        struct result *r)
+{
+  const uint8_t *src = p->rxbuf;
+  int rc = 0, fd = *fdp;
+  memset(r, 0, sizeof(*r));
+  if (m->type != CORIO__PP_RESULT) return -EPROTO;
+  if (m->flags & CORIO__PP_F_WINDOW) {
+    if (m->kind != CORIO__JOB_BYTES || n != 0) return -EPROTO;
+    if (fd >= 0) {
+      *fdp = -1; /* taken by window_map */
+      rc = corio__pp_window_map(&w->win_out, fd);
+      fd = -1;
+      if (rc < 0) return rc;
+    }
+    if (m->len > w->win_out.cap) return -EPROTO;
+    src = w->win_out.map;
+  } else if (m->flags & CORIO__PP_F_MEMFD) {
+    if (fd < 0) return -EPROTO;
+  } else if (m->len != n) {
+    return -EPROTO;
+  }
+  r->kind = m->kind;
+  switch (m->kind) {
+  case CORIO__JOB_INT:
+    r->i = m->i;
+    return 0;
+  case CORIO__JOB_BYTES:
+    if (m->len > PTRDIFF_MAX) return -EPROTO;
+    r->bytes = corio_bytes_alloc(m->len);
+    if (!r->bytes.data && m->len) {
+      rc = -ENOMEM;
+      break;
+    }
+    if (fd >= 0)
+      rc = corio__pp_read_all(fd, r->bytes.data, m->len);
+    else if (m->len)
+      memcpy(r->bytes.data, src, m->len);
+    if (rc < 0) corio_bytes_free(&r->bytes);
+    break;
+  case CORIO__JOB_ERR:
+    r->err = m->err < 0 ? m->err : -EINVAL;
+    if (fd >= 0) return -EPROTO;
+    r->text = corio__malloc(m->len + 1);
+    if (r->text) {
+      memcpy(r->text, p->rxbuf, m->len);
+      r->text[m->len] = 0;
+    }
+    return 0;
+  default:
+    return -EPROTO;
+  }
+  if (rc < 0) {
+    /* The job ran, but its result cannot be delivered: say so instead. */
+    r->kind = CORIO__JOB_ERR;
+    r->err = rc;
+    r->text = NULL;
+    rc = 0;
+  }
+  return rc;
+}
+
+static void apply_result(corio_job *job, struct result *r)
+{
+  corio__job_clear_result(job);
+  job->kind = r->kind;
+  job->i = r->i;
+  job->err = r->err;
+  job->out = r->bytes;
+  job->errmsg = r->text;
+  r->bytes.data = NULL;
+  r->bytes.len = 0;
+  r->text = NULL;
+}
+
+static void on_result(pp_pool *p, pp_worker *w, struct result *r, corio__list *done)
+{
+  corio_job *job;
+  pthread_mutex_lock(&p->mu);
+  job = w->job;
+  if (!job || w->state != W_BUSY) {
+    /* A result nobody asked for: the worker is not following the protocol. */
+    kill_worker_locked(p, w, KILL_PROTOCOL);
+    w->state = W_STOPPING;
+    pthread_mutex_unlock(&p->mu);
+    corio_bytes_free(&r->bytes);
+    corio__free(r->text);
+    return;
+  }
+  w->job = NULL;
+  w->tasks++;
+  if (w->kill_reason == KILL_CANCEL) {
+    job_cancelled_locked(job, done);
+  } else {
+    apply_result(job, r);
+    job_done_locked(job, done);
+  }
+  if (w->kill_reason != KILL_NONE)
+    w->state = W_STOPPING; /* being killed: never reused */
+  else if (p->cfg.max_tasks_per_child && w->tasks >= p->cfg.max_tasks_per_child)
+    retire_locked(p, w); /* it exits by itself; a replacement may start at once */
+  else
+    w->state = W_IDLE;
+  dispatch_locked(p, done);
+  pthread_mutex_unlock(&p->mu);
+  corio_bytes_free(&r->bytes);
+  corio__free(r->text);
+}
+
+/* Read what the worker sent (results, or EOF). Runs until the socket would block. */
+static void on_worker_readable(pp_pool *p, pp_worker *w, corio__list *done)
+{
+  corio__pp_result_msg m;
+  struct result r;
+  ssize_t n;
+  int fd;
+  while (w->sock >= 0) {
+    n = corio__pp_recv(w->sock, &m, sizeof(m), p->rxbuf, p->cfg.inline_max, &fd, MSG_DONTWAIT);
+    if (n == -EAGAIN) return;
+    if (n < 0 && n != -EPROTO) {
+      /* EOF or a reset: the worker is gone; its exit report will settle its job. */
+      pthread_mutex_lock(&p->mu);
+      close_fd(w->sock);
+      w->sock = -1;
+      if (w->state == W_IDLE) w->state = W_STOPPING;
+      pthread_mutex_unlock(&p->mu);
+      return;
+    }
+    if (n < 0 || parse_result(p, w, &m, (size_t)n, &fd, &r) < 0) {
+      if (fd >= 0) close(fd);
+      pthread_mutex_lock(&p->mu);
+      kill_worker_locked(p, w, KILL_PROTOCOL);
+      pthread_mutex_unlock(&p->mu);
+      return;
+    }
+    if (fd >= 0) close(fd);
+    on_result(p, w, &r, done);
+  }
+}
+
+/* ---- manager: the fork server's reports ---- */
+
+static pp_worker *find_worker_locked(pp_pool *p, pid_t pid)
+{
+  corio__list *n;
+  pp_worker *w;
+  unsigned i;
+  for (i = 0; i < p->max_workers; i++)
+    if (p->slots[i] && p->slots[i]->state != W_SPAWNING && p->slots[i]->pid == pid)
+      return p->slots[i];
+  corio__list_foreach(n, &p->dying)
+  {
+    w = corio_container_of(n, pp_worker, link);
+    if (w->pid == pid) return w;
+  }
+  return NULL;
+}
+
+static void describe_death(corio_job *job, const pp_worker *w, int status)
+{
+  int sig;
+  if (WIFSIGNALED(status)) {
+    sig = WTERMSIG(status);
+    corio_job_fail(job, PP_E_WORKER_DIED, "worker %d killed by signal %d (SIG%s: %s)%s",
+                   (int)w->pid, sig, sigabbrev_np(sig) ? sigabbrev_np(sig) : "?",
+                   sigdescr_np(sig) ? sigdescr_np(sig) : "unknown signal",
+                   WCOREDUMP(status) ? ", core dumped" : "");
+  } else if (WIFEXITED(status)) {
+    corio_job_fail(job, PP_E_WORKER_DIED, "worker %d exited with status %d while running the job",
+                   (int)w->pid, WEXITSTATUS(status));
+  } else {
+    corio_job_fail(job, PP_E_WORKER_DIED, "worker %d was lost (wait status 0x%x)", (int)w->pid,
+                   (unsigned)status);
+  }
+}
+
+/* A worker is gone (@p status < 0: unknown, the fork server died): settle its job, free it. */
+static void worker_gone_locked(pp_pool *p, pp_worker *w, int status, corio__list *done)
+{
+  corio_job *job = w->job;
+  close_fd(w->sock);
+  w->sock = -1;
+  corio__pp_window_free(&w->win_in);
+  corio__pp_window_free(&w->win_out);
+  w->job = NULL;
+  if (job) {
+    if (w->kill_reason == KILL_CANCEL) {
+      job_cancelled_locked(job, done);
+    } else {
+      if (w->kill_reason == KILL_DEADLINE)
+        corio_job_fail(job, -ETIMEDOUT,
+                       "worker %d killed: the job was still running at the process pool's "
+                       "shutdown deadline",
+                       (int)w->pid);
+      else if (w->kill_reason == KILL_PROTOCOL)
+        corio_job_fail(job, -EPROTO, "worker %d killed: it broke the pool's protocol", (int)w->pid);
+      else if (status < 0)
+        corio_job_fail(job, PP_E_WORKER_DIED, "worker %d lost: %s", (int)w->pid, p->broken_msg);
+      else
+        describe_death(job, w, status);
+      job_done_locked(job, done);
+    }
+  }
+  if (w->slot >= 0) {
+    p->slots[w->slot] = NULL;
+    p->nslots--;
+  } else {
+    corio__list_remove(&w->link);
+  }
+  corio__free(w);
+}
+
+static void on_exit_report(pp_pool *p, pid_t pid, int status, corio__list *done)
+{
+  pp_worker *w;
+  pthread_mutex_lock(&p->mu);
+  w = find_worker_locked(p, pid);
+  pthread_mutex_unlock(&p->mu);
+  if (!w) return;
+  /* Everything the worker sent is in its socket by now: take a last result first. */
+  on_worker_readable(p, w, done);
+  pthread_mutex_lock(&p->mu);
+  worker_gone_locked(p, w, status, done);
+  dispatch_locked(p, done);
+  pthread_mutex_unlock(&p->mu);
+}
+
+static pp_worker *find_spawning_locked(pp_pool *p, uint64_t token, int slot)
+{
+  pp_worker *w;
+  if (slot < 0 || (unsigned)slot >= p->max_workers) return NULL;
+  w = p->slots[slot];
+  return w && w->state == W_SPAWNING && (uint64_t)(uintptr_t)w == token ? w : NULL;
+}
+
+static void on_spawned(pp_pool *p, const corio__pp_ctl_msg *m, int fd, corio__list *done)
+{
+  pp_worker *w;
+  pthread_mutex_lock(&p->mu);
+  w = find_spawning_locked(p, m->token, m->worker);
+  if (!w || fd < 0) {
+    pthread_mutex_unlock(&p->mu);
+    close_fd(fd);
+    return;
+  }
+  p->nspawning--;
+  w->pid = m->pid;
+  w->sock = fd;
+  w->state = W_IDLE;
+  dispatch_locked(p, done);
+  pthread_mutex_unlock(&p->mu);
+}
+
+static void on_spawn_failed(pp_pool *p, const corio__pp_ctl_msg *m, corio__list *done)
+{
+  char msg[160];
+  pp_worker *w;
+  pthread_mutex_lock(&p->mu);
+  w = find_spawning_locked(p, m->token, m->worker);
+  if (w) {
+    p->slots[w->slot] = NULL;
+    p->nslots--;
+    p->nspawning--;
+    corio__free(w);
+  }
+  /* With no worker left to run them, the queued jobs would wait forever: fail them. A later
+   * submit tries to start a worker again. */
+  if (p->nslots == 0 && p->nqueued) {
+    snprintf(msg, sizeof(msg), "cannot start a worker process: fork failed: %s",
+             strerror(m->value));
+    fail_queue_locked(p, done, m->value > 0 ? -m->value : -EAGAIN, msg);
+  }
+  pthread_mutex_unlock(&p->mu);
+}
+
+/* The control socket hung up: the fork server died. Every worker dies with it (PDEATHSIG). */
+static void on_server_death(pp_pool *p, corio__list *done)
+{
+  corio__list *n;
+  pp_worker *w;
+  unsigned i;
+  int status = 0;
+  pid_t r;
+  do r = waitpid(p->server, &status, 0);
+  while (r < 0 && errno == EINTR);
+  pthread_mutex_lock(&p->mu);
+  p->server = -1;
+  close_fd(p->ctl);
+  p->ctl = -1;
+  corio__buf_free(&p->ctl_out);
+  p->broken = PP_E_WORKER_DIED;
+  if (r > 0 && WIFSIGNALED(status))
+    snprintf(p->broken_msg, sizeof(p->broken_msg),
+             "the process pool's fork server died (signal %d, SIG%s)", WTERMSIG(status),
+             sigabbrev_np(WTERMSIG(status)) ? sigabbrev_np(WTERMSIG(status)) : "?");
+  else
+    snprintf(p->broken_msg, sizeof(p->broken_msg), "the process pool's fork server died");
+  fail_queue_locked(p, done, PP_E_WORKER_DIED, p->broken_msg);
+  for (i = 0; i < p->max_workers; i++) {
+    w = p->slots[i];
+    if (w && w->state == W_SPAWNING) {
+      p->slots[i] = NULL;
+      p->nslots--;
+      p->nspawning--;
+      corio__free(w);
+    }
+  }
+  while (!corio__list_empty(&p->dying)) {
+    n = p->dying.next;
+    worker_gone_locked(p, corio_container_of(n, pp_worker, link), -1, done);
+  }
+  pthread_mutex_unlock(&p->mu);
+}
+
+static void on_ctl_readable(pp_pool *p, corio__list *done)
+{
+  corio__pp_ctl_msg m;
+  ssize_t n;
+  int fd;
+  for (;;) {
+    n = corio__pp_recv(p->ctl, &m, sizeof(m), NULL, 0, &fd, MSG_DONTWAIT);
+    if (n == -EAGAIN) return;
+    if (n < 0 && n != -EPROTO) {
+      on_server_death(p, done);
+      return;
+    }
+    if (n < 0) continue;
+    switch (m.type) {
+    case CORIO__PP_SPAWNED:
+      on_spawned(p, &m, fd, done);
+      break;
+    case CORIO__PP_SPAWN_FAILED:
+      close_fd(fd);
+      on_spawn_failed(p, &m, done);
+      break;
+    case CORIO__PP_EXIT:
+      close_fd(fd);
+      on_exit_report(p, m.pid, m.value, done);
+      break;
+    default:
+      close_fd(fd);
+    }
+  }
+}
+
+static void flush_ctl(pp_pool *p)
+{
+  int rc;
+  pthread_mutex_lock(&p->mu);
+  while (p->ctl >= 0 && p->ctl_out.len >= sizeof(corio__pp_ctl_msg)) {
+    rc = corio__pp_send(p->ctl, p->ctl_out.data, sizeof(corio__pp_ctl_msg), NULL, 0, -1,
+                        MSG_DONTWAIT);
+    if (rc == -EAGAIN) break;
+    corio__buf_consume(&p->ctl_out, sizeof(corio__pp_ctl_msg));
+  }
+  pthread_mutex_unlock(&p->mu);
+}
+
+/* ---- manager: the loop ---- */
+
+/* Under the mutex: retire idle workers once the pool is closing and nothing is queued, and tell
+ * whether everything is over. */
+static bool wind_down_locked(pp_pool *p)
+{
+  unsigned i;
+  if (!p->closing || p->nqueued) return false;
+  for (i = 0; i < p->max_workers; i++)
+    if (p->slots[i] && p->slots[i]->state == W_IDLE) retire_locked(p, p->slots[i]);
+  return p->nslots == 0 && corio__list_empty(&p->dying);
+}
+
+static void *manager_main(void *arg)
+{
+  pp_pool *p = arg;
+  corio__list done;
+  struct pollfd *pfd = p->pfd;
+  uint64_t cnt;
+  unsigned i;
+  size_t nfd, k;
+  pid_t server;
+  int status;
+  bool over;
+
+  corio__list_init(&done);
+  for (;;) {
+    pthread_mutex_lock(&p->mu);
+    if (p->broken) /* lost workers have no exit report: settle them when their socket closes */
+      for (i = 0; i < p->max_workers; i++)
+        if (p->slots[i] && p->slots[i]->sock < 0 && p->slots[i]->state != W_SPAWNING)
+          worker_gone_locked(p, p->slots[i], -1, &done);
+    over = wind_down_locked(p);
+    nfd = 0;
+    pfd[nfd].fd = p->evfd;
+    pfd[nfd].events = POLLIN;
+    p->pfd_worker[nfd++] = NULL;
+    if (p->ctl >= 0) {
+      pfd[nfd].fd = p->ctl;
+      pfd[nfd].events = POLLIN | (p->ctl_out.len ? POLLOUT : 0);
+      p->pfd_worker[nfd++] = NULL;
+    }
+    for (i = 0; i < p->max_workers; i++)
+      if (p->slots[i] && p->slots[i]->sock >= 0) {
+        pfd[nfd].fd = p->slots[i]->sock;
+        pfd[nfd].events = POLLIN;
+        p->pfd_worker[nfd++] = p->slots[i];
+      }
+    pthread_mutex_unlock(&p->mu);
+    finish_list(&done);
+    if (over) break;
+    if (poll(pfd, nfd, -1) < 0) continue; /* EINTR */
+    if (pfd[0].revents) {
+      ssize_t r = read(p->evfd, &cnt, sizeof(cnt));
+      (void)r;
+    }
+    /* Worker sockets before the control socket: an exit report frees a worker struct that a
+     * later entry of this array would still point to. */
+    for (k = 1; k < nfd; k++)
+      if (p->pfd_worker[k] && pfd[k].revents) on_worker_readable(p, p->pfd_worker[k], &done);
+    finish_list(&done);
+    if (nfd > 1 && !p->pfd_worker[1] && pfd[1].fd == p->ctl) {
+      if (pfd[1].revents & POLLOUT) flush_ctl(p);
+      if (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)) on_ctl_readable(p, &done);
+      finish_list(&done);
+    }
+  }
+  /* Every worker is reaped: close the control socket, and the fork server exits. */
+  pthread_mutex_lock(&p->mu);
+  server = p->server;
+  p->server = -1;
+  close_fd(p->ctl);
+  p->ctl = -1;
+  pthread_mutex_unlock(&p->mu);
+  if (server > 0)
+    while (waitpid(server, &status, 0) < 0 && errno == EINTR) {
+    }
+  pthread_mutex_lock(&p->mu);
+  p->finished = true;
+  pthread_cond_broadcast(&p->cond);
+  pthread_mutex_unlock(&p->mu);
+  if (p->free_on_exit) pool_free(p);
+  return NULL;
+}
+
+/* ---- creation ---- */
+
+static unsigned cpu_count(void)
+{
+  cpu_set_t set;
+  long n;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+    return (unsigned)CPU_COUNT(&set);
+  n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (unsigned)n : 1;
+}
+
+/* The largest payload that one SEQPACKET message can carry: the kernel refuses a datagram
+ * bigger than the socket's send buffer (less 32 bytes), whatever memfd_threshold says. */
+static size_t inline_limit(int sock)
+{
+  int sndbuf = 0;
+  socklen_t sl = sizeof(sndbuf);
+  if (getsockopt(sock, SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl) < 0 || sndbuf < 8192) return 4096;
+  return (size_t)sndbuf - 32 - 256; /* header and slack */
+}
+
+int corio_process_pool_new(corio_executor **out, const corio_process_pool_opts *opts)
+{
+  corio_process_pool_opts o;
+  pthread_condattr_t ca;
+  sigset_t all, old;
+  pp_pool *p;
+  int sv[2] = {-1, -1}, rc;
+  bool main_thread;
+  pid_t parent = getpid(), pid;
+
+  if (!out) return -EINVAL;
+  *out = NULL;
+  memset(&o, 0, sizeof(o));
+  if (opts) o = *opts;
+  if (o.max_workers == 0) o.max_workers = cpu_count();
+  if (o.max_workers > 4096) return -EINVAL;
+  p = corio__calloc(1, sizeof(*p));
+  if (!p) return -ENOMEM;
+  p->base.vt = &pp_vt;
+  p->max_workers = o.max_workers;
+  p->cfg.initializer = o.initializer;
+  p->cfg.max_tasks_per_child = o.max_tasks_per_child;
+  p->cfg.inline_max = o.memfd_threshold ? o.memfd_threshold : PP_DEFAULT_THRESHOLD;
+  p->cfg.fail_forks = corio__procpool_fail_forks;
+  p->ctl = p->evfd = -1;
+  p->server = -1;
+  corio__list_init(&p->queue);
+  corio__list_init(&p->dying);
+  p->slots = corio__calloc(o.max_workers, sizeof(*p->slots));
+  p->pfd = corio__calloc(o.max_workers + 2, sizeof(*p->pfd));
+  p->pfd_worker = corio__calloc(o.max_workers + 2, sizeof(*p->pfd_worker));
+  if (!p->slots || !p->pfd || !p->pfd_worker) {
+    rc = -ENOMEM;
+    goto fail;
+  }
+  p->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (p->evfd < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+    rc = -errno;
+    goto fail;
+  }
+  if (p->cfg.inline_max > inline_limit(sv[0])) p->cfg.inline_max = inline_limit(sv[0]);
+  p->rxbuf = corio__malloc(p->cfg.inline_max);
+  if (!p->rxbuf) {
+    rc = -ENOMEM;
+    goto fail;
+  }
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&p->cond, &ca);
+  pthread_condattr_destroy(&ca);
+  pthread_mutex_init(&p->mu, NULL);
+
+  /* Unwritten stdio output would be written again by every child that calls exit(). */
+  fflush(stdout);
+  fflush(stderr);
+  /* PR_SET_PDEATHSIG fires when the forking THREAD ends, not the process: only safe to ask for
+   * when the pool is made by the main thread. Otherwise EOF on the control socket alone ends
+   * the fork server (which it does in every case when the process dies). */
+  main_thread = gettid() == parent;
+  pid = fork();
+  if (pid == 0) {
+    if (main_thread) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(0);
+    }
+    corio__pp_fork_server(sv[1], &p->cfg); /* closes every other close-on-exec descriptor */
+  }
+  rc = -errno;
+  close(sv[1]);
+  sv[1] = -1;
+  if (pid < 0) goto fail_sync;
+  p->server = pid;
+  p->ctl = sv[0];
+  sv[0] = -1;
+
+  /* The manager must not take the program's signals (a loop's signalfd relies on them being
+   * blocked in every thread). */
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  rc = -pthread_create(&p->manager, NULL, manager_main, p);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (rc < 0) {
+    close_fd(p->ctl); /* the fork server sees EOF and exits */
+    p->ctl = -1;
+    while (waitpid(p->server, NULL, 0) < 0 && errno == EINTR) {
+    }
+    goto fail_sync;
+  }
+  pthread_setname_np(p->manager, "corio-procpool");
+  *out = &p->base;
+  return 0;
+
+fail_sync:
+  pthread_mutex_destroy(&p->mu);
+  pthread_cond_destroy(&p->cond);
+fail:
+  if (sv[0] >= 0) close(sv[0]);
+  if (sv[1] >= 0) close(sv[1]);
+  if (p->evfd >= 0) close_fd(p->evfd);
+  corio__free(p->rxbuf);
+  corio__free(p->slots);
+  corio__free(p->pfd);
+  corio__free(p->pfd_worker);
+  corio__free(p);
+  return rc;
+}
+
+pid_t corio__process_pool_server_pid(corio_executor *ex)
+{
+  pp_pool *p;
+  pid_t pid;
+  if (!ex || ex->vt != &pp_vt) return -1;
+  p = pool_of(ex);
+  pthread_mutex_lock(&p->mu);
+  pid = p->server;
+  pthread_mutex_unlock(&p->mu);
+  return pid;
+}

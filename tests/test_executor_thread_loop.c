@@ -1,0 +1,385 @@
+/* Thread pool with a loop: corio_run_in_executor (explicit and default pool), completions batched
+ * through the loop's inbox, close refused while jobs are in flight, tasks awaiting jobs. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+#include <corio.h>
+#include "test_executor_thread_tsan.h"
+
+static corio_loop *loop;
+static void setup(void)
+{
+  cr_assert_eq(corio_loop_new(&loop, NULL), 0);
+}
+TestSuite(thread_pool_loop, .init = setup, .timeout = 30);
+
+static void drain(void)
+{
+  while (corio_loop_run_once(loop, 0) > 0) {
+  }
+}
+
+static int count_threads(void)
+{
+  DIR *d = opendir("/proc/self/task");
+  struct dirent *e;
+  int n = 0;
+  cr_assert_not_null(d);
+  while ((e = readdir(d)))
+    if (e->d_name[0] != '.') n++;
+  closedir(d);
+  return n;
+}
+
+static void square(corio_job *job)
+{
+  int64_t x = (int64_t)(intptr_t)corio_job_arg(job);
+  corio_job_return(job, x * x);
+}
+
+Test(thread_pool_loop, default_pool_is_created_lazily_and_closed_with_the_loop)
+{
+  int before = count_threads();
+  corio_future *f;
+  cr_assert_eq(count_threads(), before);
+  f = corio_run_in_executor(loop, NULL, square, (void *)7);
+  cr_assert_not_null(f);
+  cr_assert_eq(corio_future_loop(f), loop, "the future belongs to the loop");
+  cr_assert_eq(corio_loop_run_until_complete(loop, f), 0);
+  cr_assert_eq(corio_future_error(f), 0);
+  cr_assert_eq(corio_future_int(f), 49);
+  corio_future_unref(f);
+  cr_assert_eq(count_threads(), before + 1);
+  f = corio_run_in_executor(loop, NULL, square, (void *)8);
+  cr_assert_eq(corio_loop_run_until_complete(loop, f), 0);
+  cr_assert_eq(corio_future_int(f), 64);
+  corio_future_unref(f);
+  cr_assert_eq(count_threads(), before + 1, "same pool, same idle worker");
+  drain();
+  cr_assert_eq(corio_loop_close(loop), 0);
+  cr_assert_eq(count_threads(), before, "the default pool is joined at close");
+}
+
+/* Completions that arrive while the loop is busy wait in the inbox: no eventfd write each. */
+#define NJOBS 1000
+static int done_count;
+static void count_done(corio_future *f, void *arg)
+{
+  (void)arg;
+  if (corio_future_error(f) == 0) done_count++;
+  if (done_count == NJOBS) corio_loop_stop(loop);
+}
+static void quick(corio_job *job)
+{
+  corio_job_return(job, 1);
+}
+static corio_executor *busy_ex;
+static void busy_callback(void *arg)
+{
+  corio_future **f = arg;
+  int i;
+  struct timespec ts = {0, 200 * 1000 * 1000};
+  for (i = 0; i < NJOBS; i++) {
+    f[i] = corio_run_in_executor(loop, busy_ex, quick, NULL);
+    corio_future_add_done_callback(f[i], count_done, NULL);
+  }
+  nanosleep(&ts, NULL); /* the loop is busy while the workers finish everything */
+}
+
+Test(thread_pool_loop, many_completions_while_busy_cost_few_wakeups)
+{
+  corio_thread_pool_opts o = {.max_workers = 4};
+  corio_future **f = calloc(NJOBS, sizeof(*f));
+  corio_loop_stats s0, s1;
+  int i;
+  cr_assert_eq(corio_thread_pool_new(&busy_ex, &o), 0);
+  corio_loop_get_stats(loop, &s0);
+  corio_call_soon(loop, busy_callback, f, NULL);
+  cr_assert_eq(corio_loop_run_forever(loop), 0);
+  corio_loop_get_stats(loop, &s1);
+  cr_assert_eq(done_count, NJOBS);
+  cr_assert_geq(s1.posts - s0.posts, NJOBS, "each completion is a post");
+  cr_assert_leq(s1.wakeups - s0.wakeups, 3, "%llu wakeups for %d completions",
+                (unsigned long long)(s1.wakeups - s0.wakeups), NJOBS);
+  cr_assert_leq(s1.iterations - s0.iterations, 10, "%llu iterations",
+                (unsigned long long)(s1.iterations - s0.iterations));
+  for (i = 0; i < NJOBS; i++) corio_future_unref(f[i]);
+  free(f);
+  corio_executor_free(busy_ex);
+  drain();
+  cr_assert_eq(corio_loop_close(loop), 0);
+}
+
+/* A job blocked until released: the loop cannot close while it is in flight. */
+static int gate[2];
+static _Atomic int gated_started;
+static void gated(corio_job *job)
+{
+  char c;
+  atomic_store(&gated_started, 1);
+  corio_job_return(job, read(gate[0], &c, 1));
+}
+
+Test(thread_pool_loop, close_is_busy_while_jobs_are_in_flight)
+{
+  corio_future *f;
+  corio_executor *ex;
+  corio_thread_pool_opts o = {.max_workers = 1};
+  cr_assert_eq(pipe(gate), 0);
+  f = corio_run_in_executor(loop, NULL, gated, NULL);
+  corio_future_unref(f); /* dropped: the job still runs and still keeps the loop */
+  cr_assert_eq(corio_loop_close(loop), -EBUSY);
+  cr_assert_eq(corio_loop_run_once(loop, 0), 1, "alive");
+  cr_assert_eq(write(gate[1], "x", 1), 1);
+  while (corio_loop_run_once(loop, 0.01) > 0) {
+  }
+  cr_assert_eq(corio_loop_close(loop), 0);
+
+  /* same with an explicit pool */
+  cr_assert_eq(corio_loop_new(&loop, NULL), 0);
+  cr_assert_eq(corio_thread_pool_new(&ex, &o), 0);
+  f = corio_run_in_executor(loop, ex, gated, NULL);
+  cr_assert_eq(corio_loop_close(loop), -EBUSY);
+  cr_assert_eq(write(gate[1], "y", 1), 1);
+  cr_assert_eq(corio_loop_run_until_complete(loop, f), 0);
+  cr_assert_eq(corio_future_int(f), 1);
+  corio_future_unref(f);
+  /* The loop may close while the pool lives on: the worker that posted the completion dropped
+   * the loop's count of jobs in flight only after its last touch of the loop. */
+  drain();
+  cr_assert_eq(corio_loop_close(loop), 0);
+  corio_executor_free(ex);
+  close(gate[0]);
+  close(gate[1]);
+}
+
+static void *from_other_thread(void *arg)
+{
+  return corio_run_in_executor(arg, NULL, square, (void *)2);
+}
+
+Test(thread_pool_loop, run_in_executor_errors)
+{
+  corio_future *f;
+  corio_executor *ex;
+  pthread_t th;
+  void *ret;
+  f = corio_run_in_executor(NULL, NULL, square, NULL);
+  cr_assert_eq(corio_future_error(f), -EINVAL);
+  corio_future_unref(f);
+  f = corio_run_in_executor(loop, NULL, NULL, NULL);
+  cr_assert_eq(corio_loop_run_until_complete(loop, f), 0);
+  cr_assert_eq(corio_future_error(f), -EINVAL);
+  corio_future_unref(f);
+  pthread_create(&th, NULL, from_other_thread, loop);
+  pthread_join(th, &ret);
+  f = ret;
+  cr_assert_eq(corio_future_error(f), CORIO_E_WRONG_THREAD);
+  cr_assert_null(corio_future_loop(f));
+  corio_future_unref(f);
+
+  cr_assert_eq(corio_thread_pool_new(&ex, NULL), 0);
+  cr_assert_eq(corio_executor_shutdown(ex, 1, 0, -1), 0);
+  f = corio_run_in_executor(loop, ex, square, NULL);
+  cr_assert_eq(corio_loop_run_until_complete(loop, f), 0);
+  cr_assert_eq(corio_future_error(f), CORIO_E_CLOSED);
+  corio_future_unref(f);
+  corio_executor_free(ex);
+  drain();
+  cr_assert_eq(corio_loop_close(loop), 0);
+}
+
+/* Tasks awaiting loop jobs: results, and cancellation of a pending one removes it. */
+struct sq_task {
+  corio_task task;
+  int64_t x;
+};
+
+static corio_step sq_step(corio_task *t)
+{
+  struct sq_task *s = corio_container_of(t, struct sq_task, task);
+  CORIO_BEGIN(t);
+  CORIO_AWAIT_TRY(t, corio_run_in_executor(t->loop, NULL, square, (void *)(intptr_t)s->x));
+  CORIO_AWAIT_TRY(
+      t, corio_run_in_executor(t->loop, NULL, square, (void *)corio_future_int(corio_awaited(t))));
+  CORIO_RETURN(t, corio_future_int(corio_awaited(t)));
+  CORIO_FINALLY(t);
+  CORIO_END(t);
+}
+
+Test(thread_pool_loop, tasks_await_jobs_gathered)
+{
+  corio_future *tasks[20], *all;
+  struct sq_task *s;
+  int i;
+  for (i = 0; i < 20; i++) {
+    s = corio_task_new(loop, sq_step, struct sq_task, task);
+    s->x = i;
+    tasks[i] = corio_task_spawn(&s->task);
+    corio_future_unref(&s->task.fut);
+  }
+  all = corio_gather(tasks, 20, 0);
+  cr_assert_eq(corio_loop_run_until_complete(loop, all), 0);
+  cr_assert_eq(corio_future_error(all), 0);
+  cr_assert_eq(corio_gather_size(all), 20);
+  for (i = 0; i < 20; i++) {
+    int64_t x2 = (int64_t)i * i;
+    cr_assert_eq(corio_future_int(corio_gather_child(all, (size_t)i)), x2 * x2);
+  }
+  corio_future_unref(all);
+  drain();
+  cr_assert_eq(corio_loop_close(loop), 0);
+}
+
+static _Atomic int ran;
+static void counted(corio_job *job)
+{
+  atomic_fetch_add(&ran, 1);
+  corio_job_return(job, 1);
+}
+
+Test(thread_pool_loop, cancel_a_pending_loop_job)
+{
+  corio_executor *ex;
+  corio_thread_pool_opts o = {.max_workers = 1};
+  corio_future *blocker, *f;
+  cr_assert_eq(pipe(gate), 0);
+  cr_assert_eq(corio_thread_pool_new(&ex, &o), 0);
+  blocker = corio_run_in_executor(loop, ex, gated, NULL);
+  f = corio_run_in_executor(loop, ex, counted, NULL);
+  while (!atomic_load(&gated_started)) usleep(100);
+  cr_assert_eq(corio_future_cancel(f), 1);
+  cr_assert(corio_future_cancelled(f));
+  cr_assert_eq(corio_future_cancel(blocker), 0, "running");
+  cr_assert_eq(write(gate[1], "x", 1), 1);
+  cr_assert_eq(corio_loop_run_until_complete(loop, blocker), 0);
+  cr_assert_eq(corio_future_int(blocker), 1);
+  corio_future_unref(blocker);
+  corio_future_unref(f);
+  corio_executor_free(ex);
+  drain();
+  cr_assert_eq(corio_loop_close(loop), 0);
+  cr_assert_eq(atomic_load(&ran), 0);
+  close(gate[0]);
+  close(gate[1]);
+}
+
+/* A plain thread waits on loop futures while the loop runs (futex_waitv path of wait_any). */
+struct any_arg {
+  corio_future **f;
+  int n, order[4], errors;
+};
+
+static void *any_waiter(void *arg)
+{
+  struct any_arg *a = arg;
+  corio_future *left[4];
+  int n = a->n, k = 0, i, idx;
+  for (i = 0; i < n; i++) left[i] = a->f[i];
+  while (n > 0) {
+    idx = corio_futures_wait_any(left, (size_t)n, 10);
+    if (idx < 0) {
+      a->errors++;
+      break;
+    }
+    a->order[k++] = (int)corio_future_int(left[idx]);
+    left[idx] = left[--n];
+  }
+  return NULL;
+}
+
+static void sleepy(corio_job *job)
+{
+  int ms = (int)(intptr_t)corio_job_arg(job);
+  usleep((useconds_t)ms * 1000);
+  corio_job_return(job, ms);
+}
+
+Test(thread_pool_loop, wait_any_on_loop_futures_from_a_thread)
+{
+  corio_future *f[4], *all;
+  struct any_arg a = {f, 4, {0}, 0};
+  pthread_t th;
+  corio_executor *ex;
+  corio_thread_pool_opts o = {.max_workers = 4};
+  int i, ms[4] = {300, 20, 150, 450};
+  cr_assert_eq(corio_thread_pool_new(&ex, &o), 0);
+  for (i = 0; i < 4; i++) f[i] = corio_run_in_executor(loop, ex, sleepy, (void *)(intptr_t)ms[i]);
+  cr_assert_eq(corio_futures_wait_any(f, 4, 1), CORIO_E_WRONG_THREAD, "the loop's own thread");
+  pthread_create(&th, NULL, any_waiter, &a);
+  for (i = 0; i < 4; i++) corio_future_ref(f[i]);
+  all = corio_gather(f, 4, 0);
+  cr_assert_eq(corio_loop_run_until_complete(loop, all), 0);
+  pthread_join(th, NULL);
+  cr_assert_eq(a.errors, 0);
+  cr_assert_eq(a.order[0], 20);
+  cr_assert_eq(a.order[1], 150);
+  cr_assert_eq(a.order[2], 300);
+  cr_assert_eq(a.order[3], 450);
+  corio_future_unref(all);
+  for (i = 0; i < 4; i++) corio_future_unref(f[i]);
+  corio_executor_free(ex);
+  drain();
+  cr_assert_eq(corio_loop_close(loop), 0);
+}
+
+/* A loop's job future is completed, and destroyed, on the loop's thread: its value's destructor
+ * and the exception handler for an error nobody read run there, even when nobody holds it. */
+static pthread_t loop_thread;
+static _Atomic int dtor_on_loop, dtor_elsewhere, handler_on_loop, handler_elsewhere;
+static void where_dtor(void *p)
+{
+  free(p);
+  atomic_fetch_add(pthread_equal(pthread_self(), loop_thread) ? &dtor_on_loop : &dtor_elsewhere, 1);
+}
+static void give_ptr(corio_job *job)
+{
+  corio_job_return_ptr(job, malloc(16), where_dtor);
+}
+static void give_error(corio_job *job)
+{
+  corio_job_fail(job, -EIO, "disk on fire");
+}
+static void handler(corio_loop *l, const corio_exception_ctx *ctx, void *arg)
+{
+  (void)l;
+  (void)arg;
+  if (ctx->error == -EIO)
+    atomic_fetch_add(
+        pthread_equal(pthread_self(), loop_thread) ? &handler_on_loop : &handler_elsewhere, 1);
+}
+
+Test(thread_pool_loop, loop_futures_finish_on_the_loop_thread)
+{
+  corio_loop_opts o = {.debug = 1};
+  corio_future *f;
+  int i;
+  cr_assert_eq(corio_loop_close(loop), 0);
+  cr_assert_eq(corio_loop_new(&loop, &o), 0);
+  corio_loop_set_exception_handler(loop, handler, NULL);
+  loop_thread = pthread_self();
+  for (i = 0; i < 200; i++) {
+    corio_future_unref(corio_run_in_executor(loop, NULL, i % 2 ? give_ptr : give_error, NULL));
+  }
+  while (atomic_load(&dtor_on_loop) + atomic_load(&dtor_elsewhere) < 100 ||
+         atomic_load(&handler_on_loop) + atomic_load(&handler_elsewhere) < 100)
+    cr_assert_geq(corio_loop_run_once(loop, 0.01), 0);
+  cr_assert_eq(atomic_load(&dtor_on_loop), 100);
+  cr_assert_eq(atomic_load(&handler_on_loop), 100);
+  cr_assert_eq(atomic_load(&dtor_elsewhere), 0);
+  cr_assert_eq(atomic_load(&handler_elsewhere), 0);
+
+  /* held by the caller: read on the loop, dropped there */
+  f = corio_run_in_executor(loop, NULL, give_ptr, NULL);
+  cr_assert_eq(corio_loop_run_until_complete(loop, f), 0);
+  cr_assert_not_null(corio_future_ptr(f));
+  corio_future_unref(f);
+  cr_assert_eq(atomic_load(&dtor_on_loop), 101);
+  drain();
+  cr_assert_eq(corio_loop_close(loop), 0);
+}
