@@ -1,23 +1,41 @@
 /*
- * downloads — asyncio.gather of three coroutines that each "download" for 1 s.
+ * downloads — three 1-second "downloads" run concurrently with asyncio.gather: ~1 s, not 3.
  *
- * Python:
- *     async def download(name, secs):
- *         print(f"start {name}"); await asyncio.sleep(secs); print(f"done {name}")
- *         return len(name) * 100
- *     results = await asyncio.gather(download("a.txt", 1), download("b.txt", 1), ...)
+ * Python (asyncio):
  *
- * The three sleeps overlap on one thread: the whole run takes about 1 s, not 3.
+ *     async def download(name, size):
+ *         print(f"start {name}")
+ *         await asyncio.sleep(1.0)          # stands for the network transfer
+ *         print(f"done  {name}")
+ *         return size
+ *
+ *     async def main():
+ *         sizes = await asyncio.gather(download("index.html", 5120),
+ *                                      download("logo.png", 20480),
+ *                                      download("data.json", 870))
+ *
+ *     asyncio.run(main())
+ *
+ * One thread, no busy waiting: while a download is suspended in its await, the loop runs the
+ * others; all three timers expire together, after about one second.
  */
 #include <errno.h>
 #include <stdio.h>
-#include <string.h>
 #include <corio.h>
 
-struct download {
-  corio_task task; /* first: a task IS a future */
+#define NFILES 3
+
+static const struct file {
   const char *name;
-  double secs;
+  int64_t size;
+} files[NFILES] = {{"index.html", 5120}, {"logo.png", 20480}, {"data.json", 870}};
+
+static double t0; /* loop time at the start, for the timeline */
+
+/* async def download(name, size) */
+struct download {
+  corio_task task; /* first: a task IS a future, its value is the downloaded size */
+  const struct file *file;
 };
 
 static corio_step download_step(corio_task *t)
@@ -25,47 +43,59 @@ static corio_step download_step(corio_task *t)
   struct download *d = corio_container_of(t, struct download, task);
 
   CORIO_BEGIN(t);
-  printf("  start %-10s (%.1f s)\n", d->name, d->secs);
-  CORIO_AWAIT_TRY(t, corio_sleep(t->loop, d->secs)); /* stands for the network transfer */
-  printf("  done  %-10s\n", d->name);
-  CORIO_RETURN(t, 100 * (int64_t)strlen(d->name));
+  printf("[%.2f s] start %s\n", corio_loop_time(t->loop) - t0, d->file->name);
+  CORIO_AWAIT_TRY(t, corio_sleep(t->loop, 1.0)); /* the "transfer": suspends this task only */
+  printf("[%.2f s] done  %-10s %6lld bytes\n", corio_loop_time(t->loop) - t0, d->file->name,
+         (long long)d->file->size);
+  CORIO_RETURN(t, d->file->size);
   CORIO_FINALLY(t);
   CORIO_END(t);
 }
 
+/* async def main() */
 struct main_task {
   corio_task task;
-  struct download *d[3];
-  double t0;
+  struct download *d[NFILES];
+  int64_t total;
   size_t i;
 };
 
 static corio_step main_step(corio_task *t)
 {
-  static const char *names[3] = {"index.html", "logo.png", "data.json"};
   struct main_task *m = corio_container_of(t, struct main_task, task);
-  corio_future *futs[3];
-  corio_future *g;
+  corio_future *futs[NFILES]; /* handed to corio_gather before any await: a local is fine */
+  corio_future *all;
+  size_t i;
 
   CORIO_BEGIN(t);
-  m->t0 = corio_loop_time(t->loop);
-  printf("downloading 3 files concurrently with corio_gather...\n");
-  for (m->i = 0; m->i < 3; m->i++) {
-    m->d[m->i] = corio_task_new(t->loop, download_step, struct download, task);
-    if (!m->d[m->i]) CORIO_THROW(t, -ENOMEM);
-    m->d[m->i]->name = names[m->i];
-    m->d[m->i]->secs = 1.0;
+  printf("Downloading %d files concurrently, 1 s each, with corio_gather:\n", NFILES);
+  for (i = 0; i < NFILES; i++) {
+    m->d[i] = corio_task_new(t->loop, download_step, struct download, task);
+    if (!m->d[i]) CORIO_THROW(t, -ENOMEM);
+    m->d[i]->file = &files[i];
   }
-  for (m->i = 0; m->i < 3; m->i++) futs[m->i] = corio_task_spawn(&m->d[m->i]->task);
-  g = corio_gather(futs, 3, 0); /* consumes the three references */
-  CORIO_AWAIT_TRY(t, g);
-  for (m->i = 0; m->i < 3; m->i++)
-    printf("result %s = %lld bytes\n", names[m->i],
+  for (i = 0; i < NFILES; i++) futs[i] = corio_task_spawn(&m->d[i]->task);
+  all = corio_gather(futs, NFILES, 0); /* consumes the spawn references */
+  CORIO_AWAIT_TRY(t, all);
+
+  /* gather keeps the argument order, whatever the completion order was. */
+  printf("gather results, in argument order:");
+  for (m->i = 0; m->i < NFILES; m->i++) {
+    m->total += corio_future_int(corio_gather_child(corio_awaited(t), m->i));
+    printf(" %s=%lld", files[m->i].name,
            (long long)corio_future_int(corio_gather_child(corio_awaited(t), m->i)));
-  printf("total: %.2f s for 3 x 1 s of downloads\n", corio_loop_time(t->loop) - m->t0);
+  }
+  printf("\n");
+  printf("Total: %lld bytes in %.2f s (one after the other, it would take %d s)\n",
+         (long long)m->total, corio_loop_time(t->loop) - t0, NFILES);
   CORIO_FINALLY(t);
-  for (m->i = 0; m->i < 3; m->i++)
-    if (m->d[m->i]) corio_future_unref(&m->d[m->i]->task.fut);
+  /* Also on error: no download is left running (cancel is harmless on a finished task). */
+  for (m->i = 0; m->i < NFILES; m->i++) {
+    if (!m->d[m->i]) continue;
+    corio_task_cancel(&m->d[m->i]->task);
+    CORIO_AWAIT(t, corio_future_ref(&m->d[m->i]->task.fut));
+    corio_future_unref(&m->d[m->i]->task.fut);
+  }
   CORIO_END(t);
 }
 
@@ -73,20 +103,21 @@ int main(void)
 {
   corio_loop *loop;
   struct main_task *m;
-  int rc = corio_loop_new(&loop, NULL);
+  int rc, closed;
+
+  rc = corio_loop_new(&loop, NULL);
   if (rc < 0) {
-    fprintf(stderr, "corio_loop_new: %s\n", corio_strerror(rc));
+    fprintf(stderr, "downloads: cannot create the loop: %s\n", corio_strerror(rc));
     return 1;
   }
+  t0 = corio_loop_time(loop);
   m = corio_task_new(loop, main_step, struct main_task, task);
-  if (!m || corio_task_start(&m->task) < 0) return 1;
-  rc = corio_loop_run_until_complete(loop, &m->task.fut);
+  rc = m ? corio_task_start(&m->task) : -ENOMEM;
+  if (rc == 0) rc = corio_loop_run_until_complete(loop, &m->task.fut);
   if (rc == 0) rc = corio_future_error(&m->task.fut);
-  corio_future_unref(&m->task.fut);
-  if (rc < 0) fprintf(stderr, "error: %s\n", corio_strerror(rc));
-  if (corio_loop_close(loop) != 0) {
-    fprintf(stderr, "loop not idle at close\n");
-    return 1;
-  }
-  return rc < 0;
+  if (m) corio_future_unref(&m->task.fut);
+  if (rc < 0) fprintf(stderr, "downloads: %s\n", corio_strerror(rc));
+  closed = corio_loop_close(loop);
+  if (closed != 0) fprintf(stderr, "downloads: corio_loop_close: %s\n", corio_strerror(closed));
+  return rc < 0 || closed != 0;
 }
