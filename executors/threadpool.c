@@ -269,13 +269,14 @@ static void looked(thread_pool *p)
  * or starts a worker, who does the same: a chain). The reason is the cost of a sleep: a futex
  * wait, then a futex wake and a context switch paid by the submitter, several microseconds on a
  * VM. Without it a producer slower than the workers (each submit also allocates the job) wakes a
- * worker for nearly every job, and each woken worker finds one job and sleeps again: on 2 CPUs,
- * 1,000 empty jobs in flight with 6 workers cost 1.5 context switches per job (0.3 with the
- * spinner and the chain) and ran at a third of the speed of a single worker. With it, a stream
- * of jobs keeps one worker awake and the others asleep, and a submit/wait ping-pong never sleeps
- * on the worker's side. The cost is at most SPIN_NS of one CPU each time the pool goes idle; a
- * single spinner leaves the other CPUs to the producers. The count is read relaxed: the spinner
- * only decides when to take the lock, under which it looks again.
+ * worker for nearly every job, and each woken worker finds one job and sleeps again (measured:
+ * 1.5 context switches per job with 6 workers on 2 CPUs). With it, a stream of jobs keeps one
+ * worker awake and the others asleep, and a submit/wait ping-pong never sleeps on the worker's
+ * side. Measured on 2 CPUs (medians of 8 alternating runs, empty jobs, default workers): 1,000
+ * jobs in flight through a loop 2.2 M/s with the spinner against 0.65 M/s without; idle-pool
+ * round trip from a thread 4.9 us against 22 us. The cost is at most SPIN_NS of one CPU each
+ * time the pool goes idle; a single spinner leaves the other CPUs to the producers. The count is
+ * read relaxed: the spinner only decides when to take the lock, under which it looks again.
  */
 static void *worker_main(void *arg)
 {
