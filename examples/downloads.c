@@ -64,7 +64,7 @@ static corio_step main_step(corio_task *t)
 {
   struct main_task *m = corio_container_of(t, struct main_task, task);
   corio_future *futs[NFILES]; /* handed to corio_gather before any await: a local is fine */
-  corio_future *all;
+  int64_t size;
   size_t i;
 
   CORIO_BEGIN(t);
@@ -75,15 +75,14 @@ static corio_step main_step(corio_task *t)
     m->d[i]->file = &files[i];
   }
   for (i = 0; i < NFILES; i++) futs[i] = corio_task_spawn(&m->d[i]->task);
-  all = corio_gather(futs, NFILES, 0); /* consumes the spawn references */
-  CORIO_AWAIT_TRY(t, all);
+  CORIO_AWAIT_TRY(t, corio_gather(futs, NFILES, 0)); /* consumes the spawn references */
 
   /* gather keeps the argument order, whatever the completion order was. */
   printf("gather results, in argument order:");
-  for (m->i = 0; m->i < NFILES; m->i++) {
-    m->total += corio_future_int(corio_gather_child(corio_awaited(t), m->i));
-    printf(" %s=%lld", files[m->i].name,
-           (long long)corio_future_int(corio_gather_child(corio_awaited(t), m->i)));
+  for (i = 0; i < NFILES; i++) {
+    size = corio_future_int(corio_gather_child(corio_awaited(t), i));
+    m->total += size;
+    printf(" %s=%lld", files[i].name, (long long)size);
   }
   printf("\n");
   printf("Total: %lld bytes in %.2f s (one after the other, it would take %d s)\n",
