@@ -154,7 +154,7 @@ static void handoff_run(struct corio__mpsc_node *node)
 
 /* Every finished job ends here. A loop's job counts in loop->executor_jobs (corio_loop_close
  * refuses while it is nonzero) until it is handed over: the count drops before the post (once
- * the node is in the inbox, inbox_pending keeps the loop alive), and executor_posters covers the
+ * the node is in the inbox, inbox_pending keeps the loop alive), and posters covers the
  * rest of corio__loop_post (its eventfd write), which close waits out. So close neither frees
  * the loop under a poster nor says -EBUSY to a caller who already saw the future complete. */
 static void complete(corio_job *job)
@@ -168,13 +168,13 @@ static void complete(corio_job *job)
     atomic_fetch_sub_explicit(&loop->executor_jobs, 1, memory_order_relaxed);
   } else {
     b->handoff.run = handoff_run;
-    atomic_fetch_add_explicit(&loop->executor_posters, 1, memory_order_seq_cst);
+    atomic_fetch_add_explicit(&loop->posters, 1, memory_order_seq_cst);
     atomic_fetch_sub_explicit(&loop->executor_jobs, 1, memory_order_seq_cst);
     if (corio__loop_post(loop, &b->handoff) < 0) {
-      /* Not reached: close waits for executor_posters before it starts closing. */
+      /* Not reached: close waits for posters before it decides. */
       fprintf(stderr, "corio: executor job completed after its loop closed\n");
     }
-    atomic_fetch_sub_explicit(&loop->executor_posters, 1, memory_order_seq_cst);
+    atomic_fetch_sub_explicit(&loop->posters, 1, memory_order_seq_cst);
   }
 }
 

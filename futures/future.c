@@ -56,15 +56,50 @@ static void clear_value(corio_future *f)
   f->v.i = 0;
 }
 
+/* An unretrieved error reported for a future whose last reference died in another thread: the
+ * handler runs on the loop's thread (as every loop callback does), without the future, which is
+ * gone by then. */
+struct lost_error {
+  corio_loop *loop;
+  int err;
+  char msg[80];
+};
+
+static void report_lost_error(void *arg)
+{
+  struct lost_error *le = arg;
+  corio_exception_ctx ctx = {le->msg, le->err, NULL};
+  corio_loop_call_exception_handler(le->loop, &ctx);
+  corio__free(le);
+}
+
+static void report_unretrieved(corio_future *f)
+{
+  const char *what =
+      corio_task_of(f) ? "task error never retrieved" : "future error never retrieved";
+  struct lost_error *le;
+  if (corio__loop_on_thread(f->loop)) {
+    corio_exception_ctx ctx = {what, f->err, f};
+    corio_loop_call_exception_handler(f->loop, &ctx);
+    return;
+  }
+  le = corio__malloc(sizeof(*le));
+  if (le) {
+    le->loop = f->loop;
+    le->err = f->err;
+    snprintf(le->msg, sizeof(le->msg), "%s (future released in another thread)", what);
+    if (corio_call_soon_threadsafe(f->loop, report_lost_error, le) == 0) return;
+    corio__free(le);
+  }
+  fprintf(stderr, "corio: %s: %s\n", what, corio_strerror(f->err));
+}
+
 void corio__future_destroy(corio_future *f)
 {
   if (atomic_load_explicit(&f->state, memory_order_acquire) == CORIO_FUTURE_DONE && f->err < 0 &&
-      !f->retrieved && f->loop && (corio__loop_debug(f->loop) || corio_task_of(f))) {
-    corio_exception_ctx ctx = {corio_task_of(f) ? "task error never retrieved"
-                                                : "future error never retrieved",
-                               f->err, f};
-    corio_loop_call_exception_handler(f->loop, &ctx);
-  }
+      !__atomic_load_n(&f->retrieved, __ATOMIC_RELAXED) && f->loop &&
+      (corio__loop_debug(f->loop) || corio_task_of(f)))
+    report_unretrieved(f);
   clear_value(f);
   corio__free(f->errmsg);
   corio__free(f->cbs);
@@ -316,14 +351,14 @@ int corio_future_error(corio_future *f)
   if (!f) return -EINVAL;
   st = atomic_load_explicit(&f->state, memory_order_acquire);
   if (st < CORIO_FUTURE_DONE) return CORIO_E_NOT_DONE;
-  f->retrieved = 1;
+  __atomic_store_n(&f->retrieved, 1, __ATOMIC_RELAXED); /* any thread may ask */
   if (st == CORIO_FUTURE_CANCELLED) return -ECANCELED;
   return f->err;
 }
 
 void corio__future_mark_retrieved(corio_future *f)
 {
-  f->retrieved = 1;
+  __atomic_store_n(&f->retrieved, 1, __ATOMIC_RELAXED);
 }
 
 int64_t corio_future_int(const corio_future *f)

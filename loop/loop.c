@@ -254,7 +254,15 @@ static void ts_call_run(struct corio__mpsc_node *node)
 
 int corio__loop_post(corio_loop *loop, struct corio__mpsc_node *node)
 {
-  if (atomic_load_explicit(&loop->closing, memory_order_acquire)) return CORIO_E_CLOSED;
+  /* Count ourselves in before looking at closing (both seq_cst, Dekker with corio_loop_close):
+   * either close sees us and waits until we are out, or we see it closing and touch nothing. A
+   * poster can otherwise still be between its push and its eventfd write when the loop has
+   * already run the node, returned, and been closed and freed by its owner. */
+  atomic_fetch_add_explicit(&loop->posters, 1, memory_order_seq_cst);
+  if (atomic_load_explicit(&loop->closing, memory_order_seq_cst)) {
+    atomic_fetch_sub_explicit(&loop->posters, 1, memory_order_release);
+    return CORIO_E_CLOSED;
+  }
   atomic_fetch_add_explicit(&loop->inbox_pending, 1, memory_order_relaxed);
   corio__mpsc_push(&loop->inbox, node);
   /* Dekker pairing with the loop (both seq_cst): either we see sleeping == 1 and write the
@@ -270,6 +278,7 @@ int corio__loop_post(corio_loop *loop, struct corio__mpsc_node *node)
     w = write(loop->efd, &one, sizeof(one));
     (void)w; /* EAGAIN means the counter is already nonzero: the loop will wake anyway */
   }
+  atomic_fetch_sub_explicit(&loop->posters, 1, memory_order_release);
   return 0;
 }
 
@@ -288,11 +297,12 @@ int corio_call_soon_threadsafe(corio_loop *loop, corio_cb cb, void *arg)
   return rc;
 }
 
-static void drain_inbox(corio_loop *loop)
+/* @return how many nodes ran */
+static size_t drain_inbox(corio_loop *loop)
 {
   struct corio__mpsc_node *n, *next;
   size_t cnt = 0;
-  if (corio__mpsc_empty(&loop->inbox)) return;
+  if (corio__mpsc_empty(&loop->inbox)) return 0;
   n = corio__mpsc_take_all(&loop->inbox);
   while (n) {
     next = atomic_load_explicit(&n->next, memory_order_relaxed);
@@ -302,6 +312,7 @@ static void drain_inbox(corio_loop *loop)
   }
   loop->stats.posts += cnt;
   atomic_fetch_sub_explicit(&loop->inbox_pending, cnt, memory_order_relaxed);
+  return cnt;
 }
 
 static void arm_wake(corio_loop *loop)
@@ -463,13 +474,19 @@ int corio_loop_close(corio_loop *loop)
     }
     return -EBUSY;
   }
-  /* A worker that handed an executor job back may still be inside corio__loop_post (its eventfd
-   * write): wait it out, then look again (what it posted keeps the loop alive). */
-  while (atomic_load(&loop->executor_posters)) sched_yield();
-  if (loop_alive(loop)) return -EBUSY;
+  /* Wait out the threads inside corio__loop_post (a few instructions and an eventfd write; an
+   * executor counts itself in before its job stops counting, so a hand-over seen as finished
+   * above is never refused), refuse new posts, wait out the ones that raced with that, and look
+   * again: what one of them pushed keeps the loop alive, and then the close is called off. */
+  while (atomic_load_explicit(&loop->posters, memory_order_acquire)) sched_yield();
+  atomic_store_explicit(&loop->closing, 1, memory_order_seq_cst);
+  while (atomic_load_explicit(&loop->posters, memory_order_acquire)) sched_yield();
+  if (loop_alive(loop)) {
+    atomic_store_explicit(&loop->closing, 0, memory_order_seq_cst);
+    return -EBUSY;
+  }
   if (loop->default_executor_free) loop->default_executor_free(loop->default_executor);
   if (loop->resolver_free) loop->resolver_free(loop->resolver); /* needs the ring: first */
-  atomic_store(&loop->closing, 1);
   loop->be->close(loop); /* cancels and reaps the internal ops (wakeup, signal poll) */
   if (loop->bufring_free) loop->bufring_free(loop->bufring);
   for (i = 0; i < loop->watch_cap; i++) { /* internal watchers left: their ops died with the ring */
@@ -494,12 +511,14 @@ int corio_loop_close(corio_loop *loop)
 static int iterate(corio_loop *loop, int64_t max_wait_ns, bool once)
 {
   uint32_t n, ran;
+  size_t posted;
   int64_t timeout, now;
   const corio__heap_node *top;
   int rc;
 
   /* 1. inbox, then the callbacks ready at the start of this iteration */
-  drain_inbox(loop);
+  /* a posted node that ran is progress too: run_once must not then block */
+  posted = drain_inbox(loop);
   ran = loop->rq_len;
   loop->stats.iterations++;
   loop->stats.callbacks += ran;
@@ -511,7 +530,7 @@ static int iterate(corio_loop *loop, int64_t max_wait_ns, bool once)
   }
 
   /* 2+3. one submit-and-wait, then reap the batch */
-  if (loop->rq_len || loop->stopping || (once && ran)) {
+  if (loop->rq_len || loop->stopping || (once && (ran || posted))) {
     timeout = 0;
   } else {
     timeout = max_wait_ns;
@@ -576,15 +595,31 @@ static void leave_run(corio_loop *loop)
   current_loop = NULL;
 }
 
-static void wake_noop(void *arg)
+/* run_until_complete on a loop-less future (an executor job): it completes in another thread,
+ * whose done callback posts this node; the loop runs until the node has run. Waiting for the
+ * future's state alone would let the caller return (and close the loop) while that thread is
+ * still posting. The node lives on run_until_complete's stack: once pushed, a poster never
+ * touches it again. */
+struct foreign_wait {
+  struct corio__mpsc_node node;
+  corio_loop *loop;
+  bool ran;
+};
+
+static void foreign_ran(struct corio__mpsc_node *node)
 {
-  (void)arg;
+  struct foreign_wait *w = corio_container_of(node, struct foreign_wait, node);
+  w->ran = true;
+  w->loop->stopping = true; /* this iteration must not go on to block */
 }
 
 static void foreign_done(corio_future *f, void *arg)
 {
+  struct foreign_wait *w = arg;
   (void)f;
-  corio_call_soon_threadsafe(arg, wake_noop, NULL);
+  w->node.run = foreign_ran;
+  /* Cannot fail: the loop is running, so nobody is closing it. */
+  if (corio__loop_post(w->loop, &w->node) < 0) abort();
 }
 
 static void stop_when_done(corio_future *f, void *arg)
@@ -597,22 +632,31 @@ static void stop_when_done(corio_future *f, void *arg)
 int corio_loop_run_until_complete(corio_loop *loop, corio_future *fut)
 {
   int rc;
-  corio_future_cb cb;
+  struct foreign_wait w = {.loop = loop};
   if (!loop || !fut) return -EINVAL;
   if (fut->loop && fut->loop != loop) return CORIO_E_WRONG_LOOP;
   rc = enter_run(loop);
   if (rc < 0) return rc;
   /* As asyncio does: the future's done callback stops the loop, so the iteration that completes
-   * it does not go on to block. A loop-less future (an executor job) completes in another thread
-   * and wakes us through the inbox. */
-  cb = fut->loop ? stop_when_done : foreign_done;
-  if (!corio_future_done(fut)) {
-    rc = corio_future_add_done_callback(fut, cb, loop);
-    /* Loop futures: run until the callback itself has run (then nothing of ours is left in the
-     * ready queue); loop-less ones: until the future is done. */
-    while (rc >= 0 && !loop->stopping && (fut->loop || !corio_future_done(fut)))
-      rc = iterate(loop, -1, false);
-    if (!corio_future_done(fut)) corio_future_remove_done_callback(fut, cb, loop);
+   * it does not go on to block. */
+  if (corio_future_done(fut)) {
+    /* nothing to run */
+  } else if (fut->loop) {
+    rc = corio_future_add_done_callback(fut, stop_when_done, loop);
+    /* until the callback itself has run (then nothing of ours is left in the ready queue) */
+    while (rc >= 0 && !loop->stopping) rc = iterate(loop, -1, false);
+    if (!corio_future_done(fut)) corio_future_remove_done_callback(fut, stop_when_done, loop);
+  } else {
+    rc = corio_future_add_done_callback(fut, foreign_done, &w);
+    while (rc >= 0 && !loop->stopping && !w.ran) rc = iterate(loop, -1, false);
+    /* Stopped early (or failed): take the callback back; if the completing thread has already
+     * taken it, its post is on the way and must land before w goes out of scope. */
+    if (!w.ran && corio_future_remove_done_callback(fut, foreign_done, &w) < 0) {
+      while (!w.ran) {
+        int r = iterate(loop, -1, false);
+        if (r < 0 && r != -EINTR) sched_yield();
+      }
+    }
   }
   if (rc >= 0 && !corio_future_done(fut)) rc = CORIO_E_LOOP_STOPPED;
   leave_run(loop);

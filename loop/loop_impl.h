@@ -98,12 +98,13 @@ struct corio_loop {
 
   /* corio_run_in_executor (executors/executor.c): its default thread pool, created on first
    * use and freed at close; its jobs not yet handed back to the loop, which keep the loop alive
-   * (close: -EBUSY); and the workers still inside corio__loop_post handing one back, which close
-   * waits out (a few instructions and an eventfd write) before it frees anything. */
+   * (close: -EBUSY). */
   void *default_executor;
   void (*default_executor_free)(void *ex);
   _Atomic size_t executor_jobs;
-  _Atomic size_t executor_posters;
+  /* threads inside corio__loop_post (close waits them out before it frees anything); a caller
+   * may also hold it across a longer hand-over, see executors/executor.c */
+  _Atomic size_t posters;
 
   /* transports' provided-buffer ring, created on first use, freed after the ring at close */
   void *bufring;

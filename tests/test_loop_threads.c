@@ -232,3 +232,106 @@ Test(loop_threads, burst_costs_few_wakeups)
                 (unsigned long long)st.wakeups);
   cr_assert_eq(corio_loop_close(loop), 0);
 }
+
+/* run_until_complete on a loop-less future returns only once the completing thread's wakeup has
+ * landed: an immediate close must succeed (not -EBUSY for a post still on its way, nor free the
+ * loop under the poster: ASan would see that). Many rounds, the completion racing the loop. */
+static void *complete_now(void *arg)
+{
+  if (corio_future_set_result(arg, 7) != 0) abort();
+  return NULL;
+}
+
+Test(loop_threads, run_until_complete_loopless_then_close)
+{
+  int round;
+  cr_assert_eq(corio_loop_close(loop), 0);
+  for (round = 0; round < 300; round++) {
+    corio_loop *l;
+    pthread_t th;
+    corio_future *f = corio_future_new(NULL);
+    cr_assert_eq(corio_loop_new(&l, NULL), 0);
+    pthread_create(&th, NULL, complete_now, f);
+    cr_assert_eq(corio_loop_run_until_complete(l, f), 0);
+    cr_assert_eq(corio_future_int(f), 7);
+    cr_assert_eq(corio_loop_close(l), 0, "round %d: close refused", round);
+    pthread_join(th, NULL);
+    corio_future_unref(f);
+  }
+}
+
+/* A thread's call_soon_threadsafe may still be inside the post (its eventfd write) when the loop
+ * has run the callback; closing right then waits it out instead of freeing the loop under it. */
+static void flag_cb(void *arg)
+{
+  *(int *)arg = 1;
+}
+struct post_arg {
+  corio_loop *l;
+  int *flag;
+};
+static void *post_once(void *arg)
+{
+  struct post_arg *pa = arg;
+  if (corio_call_soon_threadsafe(pa->l, flag_cb, pa->flag) != 0) abort();
+  return NULL;
+}
+
+Test(loop_threads, close_right_after_a_threadsafe_call_ran)
+{
+  int round;
+  cr_assert_eq(corio_loop_close(loop), 0);
+  for (round = 0; round < 300; round++) {
+    corio_loop *l;
+    pthread_t th;
+    int flag = 0;
+    struct post_arg pa;
+    cr_assert_eq(corio_loop_new(&l, NULL), 0);
+    pa.l = l;
+    pa.flag = &flag;
+    pthread_create(&th, NULL, post_once, &pa);
+    while (!flag) cr_assert_geq(corio_loop_run_once(l, 1.0), 0);
+    cr_assert_eq(corio_loop_close(l), 0, "round %d", round);
+    pthread_join(th, NULL);
+  }
+}
+
+/* A loop future failing with nobody retrieving the error, whose last reference dies in another
+ * thread: the loop's exception handler still runs on the loop's thread. */
+static pthread_t handler_thread;
+static int handler_calls, handler_err;
+static void record_handler(corio_loop *l, const corio_exception_ctx *ctx, void *arg)
+{
+  (void)l;
+  (void)arg;
+  handler_thread = pthread_self();
+  handler_calls++;
+  handler_err = ctx->error;
+}
+static void *drop_ref(void *arg)
+{
+  corio_future_unref(arg);
+  return NULL;
+}
+
+Test(loop_threads, unretrieved_error_released_in_another_thread)
+{
+  pthread_t th;
+  corio_future *f;
+  corio_loop_opts o = {.debug = 1};
+  cr_assert_eq(corio_loop_close(loop), 0);
+  cr_assert_eq(corio_loop_new(&loop, &o), 0);
+  f = corio_future_new(loop);
+  corio_loop_set_exception_handler(loop, record_handler, NULL);
+  loop_thread = pthread_self();
+  cr_assert_eq(corio_future_set_error(f, -EIO), 0);
+  while (corio_loop_run_once(loop, 0) > 0) {
+  }
+  pthread_create(&th, NULL, drop_ref, f);
+  pthread_join(th, NULL);
+  while (handler_calls == 0) cr_assert_geq(corio_loop_run_once(loop, 1.0), 0);
+  cr_assert_eq(handler_calls, 1);
+  cr_assert_eq(handler_err, -EIO);
+  cr_assert(pthread_equal(handler_thread, loop_thread), "handler ran in the releasing thread");
+  cr_assert_eq(corio_loop_close(loop), 0);
+}

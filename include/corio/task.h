@@ -140,7 +140,7 @@ static inline int corio__task_await_fast(corio_task *t, corio_future *f, const c
       atomic_load_explicit(&f->state, memory_order_acquire) >= CORIO_FUTURE_DONE) {
     old = t->awaited;
     t->awaited = f;
-    f->retrieved = 1;
+    __atomic_store_n(&f->retrieved, 1, __ATOMIC_RELAXED);
     t->file = file;
     t->line = line;
     corio_future_unref(old);
