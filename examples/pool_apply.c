@@ -88,30 +88,32 @@ static void on_result(corio_future *f, void *arg)
   pthread_mutex_unlock(&cb_mu);
 }
 
-/* Print "name: [a, b, ...]" from futures already done, and drop them. -1 on any failed one. */
-static int print_list(const char *name, corio_future **f, size_t n)
+/* pool.map / pool.starmap: map, wait for all, print "name: [a, b, ...]". 0, or an error. */
+static int map_and_print(corio_executor *pool, const char *name, corio_job_fn fn,
+                         const corio_bytes *in, size_t n, size_t chunksize)
 {
+  corio_future *out[16];
   size_t i;
-  int bad = 0;
-  printf("%s: [", name);
-  for (i = 0; i < n; i++) {
-    if (corio_future_error(f[i]) != 0) {
-      printf("%s<%s>", i ? ", " : "", corio_future_error_message(f[i]));
-      bad = -1;
-    } else {
-      printf("%s%lld", i ? ", " : "", (long long)corio_future_int(f[i]));
-    }
-    corio_future_unref(f[i]);
+  int rc = n <= 16 ? corio_executor_map(pool, fn, in, n, chunksize, out) : -EINVAL;
+  if (rc < 0) return rc; /* nothing was submitted */
+  rc = corio_futures_wait_all(out, n, 10);
+  for (i = 0; rc == 0 && i < n; i++) rc = corio_future_error(out[i]);
+  if (rc == 0) {
+    printf("%s: [", name);
+    for (i = 0; i < n; i++) printf("%s%lld", i ? ", " : "", (long long)corio_future_int(out[i]));
+    printf("]\n");
+  } else {
+    printf("%s: %s\n", name, i ? corio_future_error_message(out[i - 1]) : corio_strerror(rc));
   }
-  printf("]\n");
-  return bad;
+  for (i = 0; i < n; i++) corio_future_unref(out[i]); /* a job still running keeps its own */
+  return rc;
 }
 
 int main(void)
 {
   corio_process_pool_opts opts = {.max_workers = 4};
   corio_executor *pool;
-  corio_future *f, *out[10];
+  corio_future *f, *out[6];
   corio_bytes in[10];
   int64_t x[10];
   struct power_args args[4] = {{2, 10}, {3, 4}, {10, 3}, {7, 0}};
@@ -143,31 +145,30 @@ int main(void)
   pthread_mutex_unlock(&cb_mu);
 
   /* pool.map(square, range(10), chunksize=3): 4 round trips to the workers instead of 10 */
-  rc = corio_executor_map(pool, square, in, 10, 3, out);
-  if (rc == 0) rc = corio_futures_wait_all(out, 10, 10);
-  if (rc == 0 && print_list("map", out, 10) < 0) bad = 1;
+  rc = map_and_print(pool, "map", square, in, 10, 3);
 
   /* pool.imap(slow_square, range(6)): in input order, each taken as soon as it is done */
-  rc = rc ? rc : corio_executor_map(pool, slow_square, in, 6, 1, out);
-  for (i = 0; rc == 0 && i < 6; i++) {
-    rc = corio_future_wait(out[i], 10);
-    if (rc == 0 && corio_future_error(out[i]) != 0) bad = 1;
-    if (rc == 0) printf("imap: %lld\n", (long long)corio_future_int(out[i]));
-    corio_future_unref(out[i]);
+  if (rc == 0 && (rc = corio_executor_map(pool, slow_square, in, 6, 1, out)) == 0) {
+    for (i = 0; i < 6; i++) {
+      if (rc == 0 && (rc = corio_future_wait(out[i], 10)) == 0 &&
+          (rc = corio_future_error(out[i])) == 0)
+        printf("imap: %lld\n", (long long)corio_future_int(out[i]));
+      corio_future_unref(out[i]); /* all of them, also after an error */
+    }
   }
 
   /* pool.starmap(power, [(2, 10), (3, 4), (10, 3), (7, 0)]) */
   for (i = 0; i < 4; i++) in[i] = (corio_bytes){(uint8_t *)&args[i], sizeof(args[i])};
-  rc = rc ? rc : corio_executor_map(pool, power, in, 4, 2, out);
-  if (rc == 0) rc = corio_futures_wait_all(out, 4, 10);
-  if (rc == 0 && print_list("starmap", out, 4) < 0) bad = 1;
+  if (rc == 0) rc = map_and_print(pool, "starmap", power, in, 4, 2);
 
   /* a malformed argument tuple: a clear error, and the pool goes on */
-  f = corio_executor_submit_bytes(pool, power, "xyz", 3);
-  if (rc == 0 && f && corio_future_wait(f, 10) == 0)
-    printf("bad tuple: %s: %s\n", corio_err_name(corio_future_error(f)),
-           corio_future_error_message(f));
-  corio_future_unref(f);
+  if (rc == 0) {
+    f = corio_executor_submit_bytes(pool, power, "xyz", 3);
+    if (f && corio_future_wait(f, 10) == 0)
+      printf("bad tuple: %s: %s\n", corio_err_name(corio_future_error(f)),
+             corio_future_error_message(f));
+    corio_future_unref(f);
+  }
 
   corio_executor_free(pool);
   if (rc < 0) fprintf(stderr, "pool_apply: %s\n", corio_strerror(rc));
