@@ -5,7 +5,7 @@
  * Python (multiprocessing):
  *
  *     def chunk_sum(chunk):                        # chunk: an array of doubles
- *         return math.fsum(chunk) if EXACT else sum(chunk), len(chunk)
+ *         return sum(chunk), len(chunk)
  *
  *     data = array("d", (gen(i) for i in range(4 * 1024 * 1024)))
  *     chunks = [data[i:i + 65536] for i in range(0, len(data), 65536)]
