@@ -1,5 +1,5 @@
 /*
- * barrier_start — Mirrors the Python seed barrier_start.py: a barrier fixes the start of the
+ * barrier_start — Port of a Python seed program (issue 4): a barrier fixes the start of the
  * workers: each prepares for a different time and says "ready"; none goes before all are ready.
  *
  * Python (threading):

@@ -1,5 +1,5 @@
 /*
- * chunked_mean — Mirrors the Python seed chunked_mean.py: the mean of a large array computed by
+ * chunked_mean — Port of a Python seed program (issue 4): the mean of a large array computed by
  * a process pool over chunks (map with chunksize > 1), checked against the serial result.
  *
  * Python (multiprocessing):

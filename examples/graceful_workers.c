@@ -1,5 +1,5 @@
 /*
- * graceful_workers — Mirrors the Python seed graceful_workers.py: worker threads stopped
+ * graceful_workers — Port of a Python seed program (issue 4): worker threads stopped
  * gracefully through an event: each finishes the item it is on and exits; the main thread
  * waits for them with a timeout.
  *

@@ -1,5 +1,5 @@
 /*
- * handmade_pool — Mirrors the Python seed handmade_pool.py: a thread pool written by hand
+ * handmade_pool — Port of a Python seed program (issue 4): a thread pool written by hand
  * (threads, a queue, a condition variable; apply_async with a callback, close, terminate, join)
  * next to the same work done with corio's thread pool executor.
  *

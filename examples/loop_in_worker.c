@@ -1,5 +1,5 @@
 /*
- * loop_in_worker — Mirrors the Python seed loop_in_worker.py: each process-pool worker runs an
+ * loop_in_worker — Port of a Python seed program (issue 4): each process-pool worker runs an
  * event loop of its own, with tasks gathered concurrently, and returns the result to the parent.
  *
  * Python (multiprocessing + asyncio):

@@ -1,5 +1,5 @@
 /*
- * pool_apply — Mirrors the Python seed pool_apply.py: the multiprocessing.Pool calls on a
+ * pool_apply — Port of a Python seed program (issue 4): the multiprocessing.Pool calls on a
  * process pool: apply, apply_async with a callback, map (chunked), imap and starmap.
  *
  * Python (multiprocessing):

@@ -1,5 +1,5 @@
 /*
- * pool_maxtasks_init — Mirrors the Python seed pool_maxtasks_init.py: a pool whose workers are
+ * pool_maxtasks_init — Port of a Python seed program (issue 4): a pool whose workers are
  * set up by an initializer and replaced after max_tasks_per_child jobs; the pids change every 3
  * jobs and each new worker runs the initializer before its first job.
  *

@@ -1,5 +1,5 @@
 /*
- * process_start_join — Mirrors the Python seed process_start_join.py: start worker processes,
+ * process_start_join — Port of a Python seed program (issue 4): start worker processes,
  * join them, read their exit codes; one exits with status 3, one is terminated while running.
  *
  * Python (multiprocessing):

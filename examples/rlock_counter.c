@@ -1,5 +1,5 @@
 /*
- * rlock_counter — Mirrors the Python seed threading_rlock.py: a counter guarded by a recursive
+ * rlock_counter — Port of a Python seed program (issue 4): a counter guarded by a recursive
  * lock, whose methods call each other while holding it, updated by several threads; and why a
  * plain lock cannot be taken twice by its owner.
  *

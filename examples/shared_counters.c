@@ -1,5 +1,5 @@
 /*
- * shared_counters — Mirrors the Python seed shared_counters.py: multiprocessing's Value, Array,
+ * shared_counters — Port of a Python seed program (issue 4): multiprocessing's Value, Array,
  * Lock and Semaphore shared by worker processes that update them at the same time.
  *
  * Python (multiprocessing):

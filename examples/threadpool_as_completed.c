@@ -1,5 +1,5 @@
 /*
- * threadpool_as_completed — Mirrors the Python seed threadpool_as_completed.py: jobs on a
+ * threadpool_as_completed — Port of a Python seed program (issue 4): jobs on a
  * thread pool, their results taken in the order they finish, not the order they were submitted.
  *
  * Python (concurrent.futures):

@@ -1,5 +1,5 @@
 /*
- * threads_sleep_print — Mirrors the Python seed threads_sleep_print.py: twenty workers of a
+ * threads_sleep_print — Port of a Python seed program (issue 4): twenty workers of a
  * thread pool (max_workers=20) each sleep a little and print; they sleep at the same time, so
  * the whole run takes about the longest sleep, not the sum of them.
  *

@@ -1,5 +1,5 @@
 /*
- * worker_errors — Mirrors the Python seed worker_errors.py: errors and log lines from workers,
+ * worker_errors — Port of a Python seed program (issue 4): errors and log lines from workers,
  * seen by the parent: a job that fails with a message, in a thread pool and in a process pool,
  * and worker processes that crash (abort, segmentation fault). The pool keeps working.
  *
