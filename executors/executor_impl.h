@@ -38,6 +38,7 @@ struct corio_job {
                          same allocation as the job, see executor.c */
   corio_executor *ex; /* the pool it was submitted to (set before vt->submit) */
   corio__list node;   /* queue link, the pool's while it holds the job */
+  corio_job *inext;   /* thread pool: link in the lock-free incoming stack */
   uint32_t chunk;     /* nonzero: map chunk id (see submit_list) */
   int qstate;         /* the pool's own bookkeeping (thread pool: queued / taken) */
   corio_job_fn fn;
