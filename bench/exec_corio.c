@@ -15,6 +15,7 @@
  * Prints: RESULT name=<scenario> impl=corio value=<number> unit=<us|ops/s|ms>, and comment
  * lines (#) with p10/p90. Exit status 0 only if every job succeeded and the loop (if any) closed
  * cleanly. */
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,7 +173,7 @@ static void with_loop(const char *name)
 
 /* ---- thread pool from a thread (loop-less futures) ---- */
 
-static _Atomic long t_started, t_completed;
+static _Atomic long t_started, t_completed, t_exited;
 static corio_future *t_all;
 
 static void tt_done(corio_future *f, void *arg);
@@ -210,6 +211,7 @@ static void tt_done(corio_future *f, void *arg)
     else
       tt_submit();
   }
+  atomic_fetch_add(&t_exited, 1); /* last: the next round may reset everything */
 }
 
 static void thread_pool(const char *name)
@@ -235,12 +237,14 @@ static void thread_pool(const char *name)
     for (k = 0; k < 2; k++) {
       N = k ? want : 5000;
       atomic_store(&t_completed, 0);
+      atomic_store(&t_exited, 0);
       atomic_store(&t_started, IN_FLIGHT < N ? IN_FLIGHT : N);
       t_all = corio_future_new(NULL);
       t0 = now();
       for (i = 0; i < IN_FLIGHT && i < N; i++) tt_submit();
       corio_future_wait(t_all, -1);
       t0 = now() - t0;
+      while (atomic_load(&t_exited) < N) sched_yield(); /* every callback has returned */
       corio_future_unref(t_all);
     }
     printf("# %s N=%ld in_flight=%d %.3f s\n", name, N, IN_FLIGHT, t0);
