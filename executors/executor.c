@@ -421,6 +421,98 @@ nomem:
   return -ENOMEM;
 }
 
+/* ---- argument tuples ---- */
+
+#define ARGS_HDR 8 /* uint32 nargs, uint32 0 */
+
+int corio_args_pack(const corio_bytes *args, size_t nargs, corio_bytes *out)
+{
+  size_t total, i, off;
+  uint32_t hdr[2];
+  uint64_t len;
+  if (!out || (nargs && !args) || nargs > UINT32_MAX / 8) return -EINVAL;
+  total = ARGS_HDR + nargs * 8;
+  for (i = 0; i < nargs; i++) {
+    if (!args[i].data && args[i].len) return -EINVAL;
+    if (args[i].len > SIZE_MAX - total) return -EINVAL;
+    total += args[i].len;
+  }
+  *out = corio_bytes_alloc(total);
+  if (!out->data) return -ENOMEM;
+  hdr[0] = (uint32_t)nargs;
+  hdr[1] = 0;
+  memcpy(out->data, hdr, sizeof(hdr));
+  off = ARGS_HDR + nargs * 8;
+  for (i = 0; i < nargs; i++) {
+    len = args[i].len;
+    memcpy((uint8_t *)out->data + ARGS_HDR + i * 8, &len, 8);
+    if (args[i].len) memcpy((uint8_t *)out->data + off, args[i].data, args[i].len);
+    off += args[i].len;
+  }
+  return 0;
+}
+
+/* Check the packed layout of @p in; @return nargs or -EPROTO. */
+static int args_check(const corio_bytes *in)
+{
+  uint32_t hdr[2];
+  uint64_t len, total;
+  size_t i;
+  if (!in->data || in->len < ARGS_HDR) return -EPROTO;
+  memcpy(hdr, in->data, sizeof(hdr));
+  if (hdr[1] != 0 || hdr[0] > (in->len - ARGS_HDR) / 8) return -EPROTO;
+  total = ARGS_HDR + (uint64_t)hdr[0] * 8;
+  for (i = 0; i < hdr[0]; i++) {
+    memcpy(&len, (const uint8_t *)in->data + ARGS_HDR + i * 8, 8);
+    if (len > in->len - total) return -EPROTO;
+    total += len;
+  }
+  return total == in->len && hdr[0] <= INT32_MAX ? (int)hdr[0] : -EPROTO;
+}
+
+int corio_job_nargs(corio_job *job)
+{
+  return job ? args_check(&job->input) : -EINVAL;
+}
+
+int corio_job_argn(corio_job *job, size_t k, corio_bytes *out)
+{
+  uint64_t len, off;
+  size_t i;
+  int n;
+  if (!job || !out) return -EINVAL;
+  n = args_check(&job->input);
+  if (n < 0) return n;
+  if (k >= (size_t)n) return -ERANGE;
+  off = ARGS_HDR + (uint64_t)n * 8;
+  for (i = 0; i < k; i++) {
+    memcpy(&len, (const uint8_t *)job->input.data + ARGS_HDR + i * 8, 8);
+    off += len;
+  }
+  memcpy(&len, (const uint8_t *)job->input.data + ARGS_HDR + k * 8, 8);
+  out->data = (uint8_t *)job->input.data + off;
+  out->len = (size_t)len;
+  return 0;
+}
+
+int corio_executor_starmap(corio_executor *ex, corio_job_fn fn, const corio_bytes *args,
+                           size_t nargs, size_t n, size_t chunksize, corio_future **out)
+{
+  corio_bytes *packed;
+  size_t i;
+  int rc = 0;
+  if (!ex || !fn || (n && (!out || (nargs && !args)))) return -EINVAL;
+  if (n == 0) return corio_executor_map(ex, fn, NULL, 0, chunksize, out);
+  packed = corio__calloc(n, sizeof(*packed));
+  if (!packed) return -ENOMEM;
+  for (i = 0; i < n && rc == 0; i++) rc = corio_args_pack(args + i * nargs, nargs, &packed[i]);
+  /* map copies each input: the packed tuples are ours to free either way */
+  if (rc == 0) rc = corio_executor_map(ex, fn, packed, n, chunksize, out);
+  for (i = 0; i < n; i++) corio_bytes_free(&packed[i]);
+  corio__free(packed);
+  return rc;
+}
+
 int corio_executor_shutdown(corio_executor *ex, int wait, int cancel_futures, double timeout_s)
 {
   if (!ex) return -EINVAL;

@@ -11,10 +11,13 @@ typedef struct corio_executor_vt {
   int (*shutdown)(corio_executor *ex, int wait, int cancel_futures, double timeout_s);
   void (*destroy)(corio_executor *ex);
   /* Optional. Cancel @p job (corio_future_cancel on its future, any thread): a job still queued
-   * is taken out and completed with corio__job_finish_cancelled (return 1); a running one is
-   * left alone (return 0; job->cancelled is already set for corio_job_cancelled). NULL: jobs
-   * cannot be taken back (cancel returns 0; the job still sees corio_job_cancelled). Only the
-   * corio__job_finish* functions may complete a job's future. */
+   * is taken out and completed with corio__job_finish_cancelled (return 1). A running job
+   * depends on the pool: the thread pool leaves it alone (return 0; job->cancelled is already
+   * set for corio_job_cancelled, cooperative); the process pool stops it by killing its worker
+   * through the fork server and completes the future as cancelled once the death is reported
+   * (return 1; the worker is replaced on demand). NULL: jobs cannot be taken back (cancel
+   * returns 0; the job still sees corio_job_cancelled). Only the corio__job_finish* functions
+   * may complete a job's future. */
   int (*cancel)(corio_executor *ex, corio_job *job);
   /* Optional. Queue the @p n jobs linked through job->node on @p jobs (the list is the pool's
    * from here, even on error: a negative return means the pool has completed them all with that
@@ -35,6 +38,7 @@ struct corio_job {
                          same allocation as the job, see executor.c */
   corio_executor *ex; /* the pool it was submitted to (set before vt->submit) */
   corio__list node;   /* queue link, the pool's while it holds the job */
+  corio_job *inext;   /* thread pool: link in the lock-free incoming stack */
   uint32_t chunk;     /* nonzero: map chunk id (see submit_list) */
   int qstate;         /* the pool's own bookkeeping (thread pool: queued / taken) */
   corio_job_fn fn;

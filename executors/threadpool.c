@@ -1,18 +1,29 @@
 /*
  * The thread pool: concurrent.futures.ThreadPoolExecutor for C.
  *
- * One mutex guards a FIFO of jobs (intrusive: the list link is in the job, so queueing allocates
- * nothing) and the worker counts; idle workers sleep on one condition variable. Who picks up a
- * new job, cheapest first: the worker polling the queue after its last job (see worker_main), a
- * worker that just finished a job and is about to look at the queue (nreturning), a sleeper not
- * yet signalled, else a new worker while fewer than max_workers exist (Python's rule: a busy
- * worker does not stop a new one from starting). Workers busy in a job get no signal: each
- * drains the queue before it sleeps, so a burst costs no wakeup per job. Signals are sent after
- * the lock is released. Workers live until shutdown.
+ * Submitting takes no lock. A job is pushed on a lock-free stack (`incoming`, one CAS); the
+ * workers, under the pool mutex, move the whole stack at once (one exchange, reversed into FIFO
+ * order) to the tail of the queue they take from. The mutex is thus shared only by workers,
+ * cancel and shutdown, never by the submitting thread: a loop submitting a thousand jobs per
+ * iteration no longer waits for a worker preempted while it holds the lock (on 2 CPUs with six
+ * workers that convoy made 1,000 jobs in flight 8x slower than a single worker: 0.5 M/s against
+ * 4.2 M/s). The rejected alternative, a lock-free MPMC queue for the workers too, cannot take a
+ * pending job out of its middle (cancel), and shutdown's accounting wants the lock anyway.
  *
- * Rejected: a lock-free MPMC queue. Its win is the uncontended lock (tens of nanoseconds) while
- * a job's real costs are the wakeups and the completion; and cancelling a pending job (take it
- * out of the middle of the queue) and shutdown's accounting want the lock anyway.
+ * Who picks up a new job. `nlooking` counts the workers certain to look at the queue soon: a
+ * worker finishing its last job, the spinner (see worker_main), a worker just woken or started.
+ * A submitter that sees one (the common case in a stream of jobs) is done: no lock, no syscall.
+ * Only when none is looking does it take the mutex, to wake a sleeper or, with none asleep,
+ * start a worker while fewer than max_workers exist (Python's rule: a busy worker does not stop
+ * a new one from starting). Workers busy in a job are not counted and get no signal: each looks
+ * at the queue before sleeping. A worker that takes an entry and sees more work with nobody
+ * looking wakes (or starts) one more, who does the same: help for a burst ramps up one wakeup
+ * at a time, paid by the workers. Workers live until shutdown.
+ *
+ * No lost job: the submitter pushes, then reads nlooking; a worker stops looking (decrements)
+ * and then, before sleeping, checks `incoming`, all seq_cst. So either the worker sees the job,
+ * or the submitter sees nlooking at 0 and takes the mutex, which the worker holds from its last
+ * check until cond_wait releases it atomically, so the signal finds it waiting.
  *
  * Completion is corio__job_finish() in the worker: a loop-less future wakes its waiters and runs
  * its callbacks there; a job of a loop's future is handed to the loop through its MPSC inbox,
@@ -31,8 +42,8 @@
 #define SPIN_NS 20000
 #endif
 
-/* job->qstate, under the pool's lock */
-enum { Q_NEW = 0, Q_QUEUED, Q_TAKEN };
+/* job->qstate, under the pool's lock (Q_INCOMING is set by the submitter before the push) */
+enum { Q_NEW = 0, Q_INCOMING, Q_QUEUED, Q_TAKEN };
 
 typedef struct thread_pool thread_pool;
 
@@ -44,29 +55,26 @@ struct worker {
 
 struct thread_pool {
   corio_executor base;
+  /* What submitters touch, apart from what workers lock (padding, not _Alignas: the pool comes
+   * from corio__malloc, which promises 16-byte alignment only). */
+  char pad0[64];
+  corio_job *_Atomic incoming; /* pushed jobs, newest first (job->inext) */
+  _Atomic unsigned nlooking;   /* workers that will look at the queue soon */
+  _Atomic bool stopping;       /* set under the lock; read by submitters */
+  _Atomic unsigned nthreads;   /* started (under the lock); the next index */
+  char pad1[64];
   pthread_mutex_t mu;
-  pthread_cond_t work;    /* idle workers sleep here */
-  pthread_cond_t exited;  /* shutdown sleeps here until the last worker leaves */
-  corio__list queue;      /* pending jobs, oldest first */
-  _Atomic size_t nqueued; /* changed under the lock; read without it by the spinning worker */
+  pthread_cond_t work;   /* idle workers sleep here */
+  pthread_cond_t exited; /* shutdown sleeps here until the last worker leaves */
+  corio__list queue;     /* pending jobs, oldest first */
   unsigned max_workers;
-  unsigned nthreads; /* started; also the next worker's index */
-  unsigned nalive;   /* started and not yet left worker_main */
-  unsigned njoined;  /* workers[0..njoined) are joined */
-  unsigned nwaiting; /* asleep on `work` */
-  unsigned nwakes;   /* signals sent to sleepers and not yet consumed */
-  /* Workers between the end of a job and retaking the lock: each will look at the queue before
-   * it sleeps, so a submit may count on it instead of waking or starting another (nclaimed of
-   * them are counted on already). Incremented without the lock, before the job's completion
-   * wakes its waiter: a thread that submits again right after its wait returns sees the worker
-   * as available, and a submit/wait ping-pong runs on one worker with no wakeup per job.
-   * Relaxed is enough: the completion's release store of the future's state orders it. */
-  _Atomic unsigned nreturning;
-  unsigned nclaimed;
-  bool spinning;   /* one worker polls the queue before it sleeps, see worker_main */
-  int64_t spin_ns; /* how long: SPIN_NS, 0 on a single CPU (the spinner would only delay
-                      the thread it waits for) */
-  bool stopping;
+  unsigned nalive;        /* started and not yet left worker_main */
+  unsigned njoined;       /* workers[0..njoined) are joined */
+  unsigned nwaiting;      /* asleep on `work` */
+  unsigned nwakes;        /* signals sent to sleepers and not yet consumed */
+  bool spinning;          /* one worker polls `incoming` before it sleeps, see worker_main */
+  int64_t spin_ns;        /* how long: SPIN_NS, 0 on a single CPU (the spinner would only delay
+                             the thread it waits for) */
   struct worker *workers; /* max_workers slots, so a worker's pointer to its slot is stable */
   void (*initializer)(void *arg);
   void *initarg;
@@ -83,61 +91,55 @@ static void *worker_main(void *arg);
 
 /* With the lock held. Starting a thread under the lock costs its creation time (tens of us) at
  * most max_workers times in the pool's life, and keeps the counts and the index simple: the new
- * worker's first act is to take the lock. All signals are blocked in workers (the mask is
- * inherited from the creating thread, so there is no window): a process-directed signal must
- * reach the thread that expects it (a loop's signalfd needs it blocked everywhere), not a worker
- * whose default action would kill the process. */
+ * worker's first act is to take the lock. It counts as looking until its first look. All
+ * signals are blocked in workers (the mask is inherited from the creating thread, so there is no
+ * window): a process-directed signal must reach the thread that expects it (a loop's signalfd
+ * needs it blocked everywhere), not a worker whose default action would kill the process. */
 static int spawn(thread_pool *p)
 {
-  struct worker *w = &p->workers[p->nthreads];
+  unsigned idx = atomic_load_explicit(&p->nthreads, memory_order_relaxed);
+  struct worker *w = &p->workers[idx];
   sigset_t all, old;
   int rc;
   w->pool = p;
-  w->index = p->nthreads;
+  w->index = idx;
+  atomic_fetch_add_explicit(&p->nlooking, 1, memory_order_seq_cst);
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   rc = pthread_create(&w->th, NULL, worker_main, w);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (rc != 0) return -rc;
-  p->nthreads++;
+  if (rc != 0) {
+    atomic_fetch_sub_explicit(&p->nlooking, 1, memory_order_seq_cst);
+    return -rc;
+  }
+  atomic_store_explicit(&p->nthreads, idx + 1, memory_order_relaxed);
   p->nalive++;
   return 0;
 }
 
-/* With the lock held: @p n new queue entries. Nothing to do while a worker spins on the queue
- * (see worker_main).
- * Else count on returning workers first, then on a sleeping worker for each entry left while
- * there are sleepers not yet signalled (*signals: how many to wake once the lock is released),
- * then start workers for the rest, up to max_workers. Workers busy in a job get no signal: they
- * look at the queue before sleeping; but, as in Python, they do not stop a new worker from
- * starting. */
-static int wake_or_spawn(thread_pool *p, size_t n, unsigned *signals)
+/* With the lock held: move the incoming stack to the queue's tail, oldest first. The acquire
+ * exchange pairs with the submitters' release push: the jobs' fields are visible from here. */
+static void drain_incoming(thread_pool *p)
 {
-  unsigned returning = atomic_load_explicit(&p->nreturning, memory_order_relaxed);
-  int rc;
-  *signals = 0;
-  if (p->spinning) return 0; /* it takes the first entry and calls help for the rest */
-  while (n && returning > p->nclaimed) {
-    p->nclaimed++;
-    n--;
+  corio_job *j = atomic_exchange_explicit(&p->incoming, NULL, memory_order_seq_cst), *rev = NULL,
+            *next;
+  while (j) { /* reverse: the stack is newest first */
+    next = j->inext;
+    j->inext = rev;
+    rev = j;
+    j = next;
   }
-  while (n && p->nwaiting > p->nwakes) {
-    p->nwakes++;
-    ++*signals;
-    n--;
+  for (; rev; rev = rev->inext) {
+    rev->qstate = Q_QUEUED;
+    corio__list_insert_tail(&p->queue, &rev->node);
   }
-  while (n && p->nthreads < p->max_workers) {
-    rc = spawn(p);
-    if (rc < 0) return rc;
-    n--;
-  }
-  return 0;
 }
 
 /* With the lock held: move every queued job to @p out. */
 static void take_queue(thread_pool *p, corio__list *out)
 {
   corio__list *n;
+  drain_incoming(p);
   corio__list_foreach(n, &p->queue) corio_container_of(n, corio_job, node)->qstate = Q_TAKEN;
   if (!corio__list_empty(&p->queue)) {
     out->next = p->queue.next;
@@ -146,7 +148,6 @@ static void take_queue(thread_pool *p, corio__list *out)
     out->prev->next = out;
     corio__list_init(&p->queue);
   }
-  atomic_store_explicit(&p->nqueued, 0, memory_order_relaxed);
 }
 
 static corio_job *list_pop(corio__list *l)
@@ -169,44 +170,57 @@ static void fail_list(corio__list *l, int err)
   }
 }
 
-/* Starting a worker failed: if the pool has none at all, nobody would ever run the queue, so
- * its jobs fail with the error (EAGAIN: the thread limit). With workers alive, they catch up. */
-static void spawn_failed(thread_pool *p, corio__list *out)
+/* With the lock held and nobody looking at the queue: wake a sleeper not yet signalled (it is
+ * counted as looking from now; *signal: send the signal once the lock is released), else start
+ * a worker while fewer than max_workers exist. If starting one fails while the pool has none at
+ * all, nobody would ever run the queue: its jobs move to @p dead, to fail with the error
+ * (EAGAIN: the thread limit). With workers alive, they catch up. */
+static int wake_or_spawn(thread_pool *p, bool *signal, corio__list *dead)
 {
-  corio__list_init(out);
-  if (p->nthreads == 0) take_queue(p, out);
+  int rc = 0;
+  if (p->nwaiting > p->nwakes) {
+    p->nwakes++;
+    atomic_fetch_add_explicit(&p->nlooking, 1, memory_order_seq_cst);
+    *signal = true;
+  } else if (atomic_load_explicit(&p->nthreads, memory_order_relaxed) < p->max_workers) {
+    rc = spawn(p);
+    if (rc < 0 && atomic_load_explicit(&p->nthreads, memory_order_relaxed) == 0)
+      take_queue(p, dead);
+  }
+  return rc;
 }
 
-/* Queue the jobs of @p jobs (n jobs making @p entries queue entries), with the lock held on
- * entry and released on return. The signals go after the unlock: a worker woken while we still
- * hold the lock would only block again on it (two more futex calls per job, measured). Nothing is
- * lost by signalling late: the sleepers counted in nwaiting are already inside cond_wait, which
- * released the lock atomically. */
-static int enqueue_unlock(thread_pool *p, corio__list *jobs, size_t n, size_t entries)
+/* Push the chain @p first .. @p last (linked through inext, in queue order) and see that someone
+ * runs it. The chain is linked newest first, so that the workers' reversal restores the order. */
+static int push(thread_pool *p, corio_job *first, corio_job *last)
 {
+  corio_job *head = atomic_load_explicit(&p->incoming, memory_order_relaxed);
   corio__list dead;
-  unsigned signals;
+  bool signal = false;
   int rc;
-  if (p->stopping) {
-    pthread_mutex_unlock(&p->mu);
-    return CORIO_E_CLOSED;
-  }
-  /* splice the whole list at the tail */
-  jobs->next->prev = p->queue.prev;
-  p->queue.prev->next = jobs->next;
-  jobs->prev->next = &p->queue;
-  p->queue.prev = jobs->prev;
-  corio__list_init(jobs);
-  atomic_fetch_add_explicit(&p->nqueued, n, memory_order_relaxed);
-  rc = wake_or_spawn(p, entries, &signals);
-  if (rc < 0) {
-    spawn_failed(p, &dead);
-    pthread_mutex_unlock(&p->mu);
-    fail_list(&dead, rc);
+  do last->inext = head;
+  while (!atomic_compare_exchange_weak_explicit(&p->incoming, &head, first, memory_order_seq_cst,
+                                                memory_order_relaxed));
+  /* seq_cst against the worker that stops looking and then checks `incoming` (see the top). */
+  if (atomic_load_explicit(&p->nlooking, memory_order_seq_cst) &&
+      !atomic_load_explicit(&p->stopping, memory_order_seq_cst))
+    return 0;
+  corio__list_init(&dead);
+  pthread_mutex_lock(&p->mu);
+  if (atomic_load_explicit(&p->stopping, memory_order_relaxed)) {
+    /* Shutdown began: the workers alive drain the queue before they leave; with none left, the
+     * jobs are ours to fail. */
+    if (p->nalive == 0) take_queue(p, &dead);
+    rc = CORIO_E_CLOSED;
   } else {
-    pthread_mutex_unlock(&p->mu);
+    rc = wake_or_spawn(p, &signal, &dead);
   }
-  while (signals--) pthread_cond_signal(&p->work);
+  pthread_mutex_unlock(&p->mu);
+  /* After the unlock: a worker woken while we still hold the lock would only block again on it
+   * (two more futex calls per wakeup, measured). The sleeper counted in nwaiting is already
+   * inside cond_wait, which released the lock atomically: nothing is lost by signalling late. */
+  if (signal) pthread_cond_signal(&p->work);
+  if (rc < 0) fail_list(&dead, rc);
   return 0;
 }
 
@@ -221,14 +235,12 @@ static void take_entry(thread_pool *p, corio__list *batch)
   corio__list_init(batch);
   job->qstate = Q_TAKEN;
   corio__list_insert_tail(batch, &job->node);
-  atomic_fetch_sub_explicit(&p->nqueued, 1, memory_order_relaxed);
   while (chunk && !corio__list_empty(&p->queue)) {
     next = corio_container_of(p->queue.next, corio_job, node);
     if (next->chunk != chunk) break;
     list_pop(&p->queue);
     next->qstate = Q_TAKEN;
     corio__list_insert_tail(batch, &next->node);
-    atomic_fetch_sub_explicit(&p->nqueued, 1, memory_order_relaxed);
   }
 }
 
@@ -241,97 +253,108 @@ static void set_name(thread_pool *p, unsigned index)
   pthread_setname_np(pthread_self(), name);
 }
 
-/* Wait without sleeping for a job to be queued, for at most SPIN_NS. Reads the count without the
- * lock; the caller takes the lock and looks for itself. */
+/* Wait without sleeping for a job to be pushed, for at most spin_ns. Reads the stack head
+ * without the lock; the caller takes the lock and looks for itself. */
 static void spin_for_work(thread_pool *p)
 {
   int64_t deadline = corio__now_ns() + p->spin_ns;
   unsigned i;
   for (i = 1;; i++) {
-    if (atomic_load_explicit(&p->nqueued, memory_order_relaxed)) return;
+    if (atomic_load_explicit(&p->incoming, memory_order_relaxed)) return;
     __builtin_ia32_pause();
     if (i % 64 == 0 && corio__now_ns() >= deadline) return;
   }
 }
 
-/* With the lock held: a worker counted in nreturning has looked at the queue. */
-static void looked(thread_pool *p)
+static bool work_left(thread_pool *p)
 {
-  atomic_fetch_sub_explicit(&p->nreturning, 1, memory_order_relaxed);
-  if (p->nclaimed) p->nclaimed--;
+  return !corio__list_empty(&p->queue) ||
+         atomic_load_explicit(&p->incoming, memory_order_seq_cst) != NULL;
 }
 
 /*
- * A worker: take a queue entry, run it without the lock, repeat; sleep when the queue is empty.
+ * A worker: take a queue entry, run it without the lock, repeat; sleep when there is no work.
+ * The worker counts in nlooking from the moment it finishes its last job (before completing it:
+ * a thread that submits again right after its wait returns sees the worker as coming, and a
+ * submit/wait ping-pong runs on one worker with no wakeup per job) until it has taken an entry
+ * or decided to sleep.
  *
- * Before sleeping after a job, one worker at a time polls the queue for SPIN_NS; meanwhile
- * submits signal nobody (the spinner takes the first entry and, finding more, wakes one sleeper
- * or starts a worker, who does the same: a chain). The reason is the cost of a sleep: a futex
+ * Before sleeping after a job, one worker at a time polls `incoming` for SPIN_NS, still counted
+ * as looking, so submits signal nobody meanwhile. The reason is the cost of a sleep: a futex
  * wait, then a futex wake and a context switch paid by the submitter, several microseconds on a
- * VM. Without it a producer slower than the workers (each submit also allocates the job) wakes a
- * worker for nearly every job, and each woken worker finds one job and sleeps again (measured:
- * 1.5 context switches per job with 6 workers on 2 CPUs). With it, a stream of jobs keeps one
- * worker awake and the others asleep, and a submit/wait ping-pong never sleeps on the worker's
- * side. Measured on 2 CPUs (medians of 8 alternating runs, empty jobs, default workers): 1,000
- * jobs in flight through a loop 2.2 M/s with the spinner against 0.65 M/s without; idle-pool
- * round trip from a thread 4.9 us against 22 us. The cost is at most SPIN_NS of one CPU each
- * time the pool goes idle; a single spinner leaves the other CPUs to the producers. The count is
- * read relaxed: the spinner only decides when to take the lock, under which it looks again.
+ * VM. Without it a producer slower than the workers wakes a worker for nearly every job, and
+ * each woken worker finds one job and sleeps again (measured: 1.5 context switches per job with
+ * 6 workers on 2 CPUs). With it, a stream of jobs keeps one worker awake and the others asleep,
+ * and a submit/wait ping-pong never sleeps on the worker's side. Measured on 2 CPUs before the
+ * lock-free submit (medians of 8 alternating runs, empty jobs, default workers): 1,000 jobs in
+ * flight through a loop 2.2 M/s with the spinner against 0.65 M/s without; idle-pool round trip
+ * from a thread 4.9 us against 22 us. The cost is at most SPIN_NS of one CPU each time the pool
+ * goes idle; a single spinner leaves the other CPUs to the producers.
  */
 static void *worker_main(void *arg)
 {
   struct worker *w = arg;
   thread_pool *p = w->pool;
-  corio__list batch;
+  corio__list batch, dead;
   corio_job *job;
-  bool ran = false, wake;
+  bool ran = false, signal, woken;
 
   current_pool = p;
   set_name(p, w->index);
   if (p->initializer) p->initializer(p->initarg);
+  corio__list_init(&dead);
   pthread_mutex_lock(&p->mu);
   for (;;) {
-    if (ran && p->spin_ns && corio__list_empty(&p->queue) && !p->stopping && !p->spinning) {
+    /* Here the worker counts in nlooking. */
+    drain_incoming(p);
+    if (corio__list_empty(&p->queue) && ran && p->spin_ns && !p->spinning &&
+        !atomic_load_explicit(&p->stopping, memory_order_relaxed)) {
       p->spinning = true;
-      atomic_fetch_add_explicit(&p->nreturning, 1, memory_order_relaxed);
       pthread_mutex_unlock(&p->mu);
       spin_for_work(p);
       pthread_mutex_lock(&p->mu);
       p->spinning = false;
-      looked(p);
+      drain_incoming(p);
     }
     ran = false;
-    while (corio__list_empty(&p->queue)) {
-      if (p->stopping) goto out;
-      p->nwaiting++;
-      pthread_cond_wait(&p->work, &p->mu);
-      p->nwaiting--;
-      if (p->nwakes) p->nwakes--; /* a spurious wakeup may consume another's: harmless */
+    if (corio__list_empty(&p->queue)) {
+      /* Stop looking, then check once more (the other half of the submitters' Dekker pairing);
+       * the lock is held from here into cond_wait. */
+      atomic_fetch_sub_explicit(&p->nlooking, 1, memory_order_seq_cst);
+      woken = false;
+      while (!work_left(p)) {
+        if (atomic_load_explicit(&p->stopping, memory_order_relaxed)) goto out;
+        p->nwaiting++;
+        pthread_cond_wait(&p->work, &p->mu);
+        p->nwaiting--;
+        if (p->nwakes) { /* counted as looking by the waker (a spurious wakeup may take another
+                            sleeper's signal: harmless, that one stays counted as asleep) */
+          p->nwakes--;
+          woken = true;
+          break;
+        }
+      }
+      if (!woken) atomic_fetch_add_explicit(&p->nlooking, 1, memory_order_seq_cst);
+      continue;
     }
     take_entry(p, &batch);
-    /* More work left and nobody on the lookout: wake one more sleeper (or start a worker), who
-     * will do the same. Help for a burst ramps up one wakeup at a time, paid by the workers. */
-    wake = false;
-    if (!corio__list_empty(&p->queue) && !p->spinning) {
-      if (p->nwaiting > p->nwakes) {
-        p->nwakes++;
-        wake = true;
-      } else if (p->nthreads < p->max_workers) {
-        spawn(p); /* on failure the workers alive carry on */
-      }
-    }
+    atomic_fetch_sub_explicit(&p->nlooking, 1, memory_order_seq_cst);
+    /* More work left and nobody else looking: wake (or start) one more, who does the same. */
+    signal = false;
+    if (!corio__list_empty(&p->queue) && !atomic_load_explicit(&p->nlooking, memory_order_seq_cst))
+      wake_or_spawn(p, &signal, &dead); /* on failure the workers alive (we) carry on: dead
+                                           stays empty while nthreads > 0 */
     pthread_mutex_unlock(&p->mu);
-    if (wake) pthread_cond_signal(&p->work);
+    if (signal) pthread_cond_signal(&p->work);
     while ((job = list_pop(&batch))) {
       job->worker = (int)w->index;
       job->fn(job);
       if (corio__list_empty(&batch))
-        atomic_fetch_add_explicit(&p->nreturning, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&p->nlooking, 1, memory_order_seq_cst);
       corio__job_finish(job); /* frees the job */
     }
     ran = true;
     pthread_mutex_lock(&p->mu);
-    looked(p);
   }
 out:
   if (--p->nalive == 0) pthread_cond_broadcast(&p->exited);
@@ -344,52 +367,37 @@ out:
 static int tp_submit(corio_executor *ex, corio_job *job)
 {
   thread_pool *p = corio_container_of(ex, thread_pool, base);
-  corio__list one;
-  corio__list_init(&one);
-  job->qstate = Q_QUEUED;
-  corio__list_insert_tail(&one, &job->node);
-  pthread_mutex_lock(&p->mu);
-  if (enqueue_unlock(p, &one, 1, 1) < 0) {
-    corio__list_remove(&job->node); /* the caller fails it */
-    return CORIO_E_CLOSED;
-  }
-  return 0;
+  job->qstate = Q_INCOMING;
+  return push(p, job, job);
 }
 
 static int tp_submit_list(corio_executor *ex, corio__list *jobs, size_t n)
 {
   thread_pool *p = corio_container_of(ex, thread_pool, base);
-  corio__list *node;
-  corio_job *job;
-  uint32_t prev = 0;
-  size_t entries = 0;
+  corio_job *job, *first = NULL, *last = NULL;
+  (void)n;
   if (corio__list_empty(jobs)) return 0;
-  corio__list_foreach(node, jobs)
-  {
-    job = corio_container_of(node, corio_job, node);
-    if (!job->chunk || job->chunk != prev) entries++;
-    prev = job->chunk;
-    job->qstate = Q_QUEUED;
+  /* Linked newest first (see push): the last job of the list becomes the chain's head. */
+  while ((job = list_pop(jobs))) {
+    job->qstate = Q_INCOMING;
+    job->inext = first;
+    if (!last) last = job;
+    first = job;
   }
-  pthread_mutex_lock(&p->mu);
-  if (enqueue_unlock(p, jobs, n, entries) < 0) {
-    fail_list(jobs, CORIO_E_CLOSED);
-    return CORIO_E_CLOSED;
-  }
-  return 0;
+  return push(p, first, last);
 }
 
 static int tp_cancel(corio_executor *ex, corio_job *job)
 {
   thread_pool *p = corio_container_of(ex, thread_pool, base);
   pthread_mutex_lock(&p->mu);
+  drain_incoming(p); /* the job may still be on the stack */
   if (job->qstate != Q_QUEUED) {
     pthread_mutex_unlock(&p->mu);
     return 0; /* running (job->cancelled tells it), or finished */
   }
   corio__list_remove(&job->node);
   job->qstate = Q_TAKEN;
-  atomic_fetch_sub_explicit(&p->nqueued, 1, memory_order_relaxed);
   pthread_mutex_unlock(&p->mu);
   corio__job_finish_cancelled(job);
   return 1;
@@ -399,7 +407,8 @@ static int tp_cancel(corio_executor *ex, corio_job *job)
  * pthread_join returns at once) so that none outlives the pool. */
 static void join_exited(thread_pool *p)
 {
-  while (p->njoined < p->nthreads) pthread_join(p->workers[p->njoined++].th, NULL);
+  while (p->njoined < atomic_load_explicit(&p->nthreads, memory_order_relaxed))
+    pthread_join(p->workers[p->njoined++].th, NULL);
 }
 
 static int tp_shutdown(corio_executor *ex, int wait, int cancel_futures, double timeout_s)
@@ -412,12 +421,10 @@ static int tp_shutdown(corio_executor *ex, int wait, int cancel_futures, double 
 
   corio__list_init(&dead);
   pthread_mutex_lock(&p->mu);
-  p->stopping = true;
+  atomic_store_explicit(&p->stopping, true, memory_order_seq_cst);
   if (cancel_futures) take_queue(p, &dead);
-  if (p->nwaiting) {
-    p->nwakes = p->nwaiting;
-    pthread_cond_broadcast(&p->work);
-  }
+  /* Sleepers wake without a wake token (nwakes): they see `stopping` and leave. */
+  if (p->nwaiting) pthread_cond_broadcast(&p->work);
   pthread_mutex_unlock(&p->mu);
   /* Outside the lock: completing a future runs its (loop-less) callbacks here. */
   fail_list(&dead, 0);
@@ -438,8 +445,14 @@ static int tp_shutdown(corio_executor *ex, int wait, int cancel_futures, double 
       break;
     }
   }
-  if (!p->nalive) join_exited(p);
+  if (!p->nalive) {
+    join_exited(p);
+    /* Pushed while the last workers left: nobody runs them any more (push fails its own, this
+     * catches a job whose submitter saw a worker still looking). */
+    take_queue(p, &dead);
+  }
   pthread_mutex_unlock(&p->mu);
+  fail_list(&dead, CORIO_E_CLOSED);
   return rc;
 }
 
@@ -504,6 +517,7 @@ int corio_thread_pool_new(corio_executor **out, const corio_thread_pool_opts *op
   prefix = opts->thread_name_prefix ? opts->thread_name_prefix : "corio";
   snprintf(p->prefix, sizeof(p->prefix), "%s", prefix);
   corio__list_init(&p->queue);
+  atomic_init(&p->incoming, NULL);
   p->workers = corio__calloc(p->max_workers, sizeof(*p->workers));
   if (!p->workers) {
     corio__free(p);

@@ -78,6 +78,28 @@ CORIO_EXTERN corio_future *corio_run_in_executor(corio_loop *loop, corio_executo
  */
 CORIO_EXTERN int corio_executor_map(corio_executor *ex, corio_job_fn fn, const corio_bytes *inputs,
                                     size_t n, size_t chunksize, corio_future **out);
+/*
+ * Argument tuples (Python's starmap). A tuple of byte strings travels as ONE byte input, packed
+ * as: uint32 nargs, uint32 0, then nargs uint64 lengths, then the arguments' bytes back to back
+ * (native byte order: the pool runs on the same machine). corio_args_pack builds it (for
+ * submit_bytes); inside the job, corio_job_nargs and corio_job_argn read it back, checking the
+ * layout against the input's length.
+ */
+/** Pack @p nargs byte strings into @p out (free it with corio_bytes_free). 0, -EINVAL, -ENOMEM. */
+CORIO_EXTERN int corio_args_pack(const corio_bytes *args, size_t nargs, corio_bytes *out);
+/** Inside a job: how many packed arguments its input holds, or -EPROTO if it is not a tuple. */
+CORIO_EXTERN int corio_job_nargs(corio_job *job);
+/** Inside a job: argument @p k of its packed input as a view (valid while the job runs).
+ *  0, -EPROTO (not a tuple) or -ERANGE (no such argument). */
+CORIO_EXTERN int corio_job_argn(corio_job *job, size_t k, corio_bytes *out);
+/**
+ * starmap: corio_executor_map over @p n tuples of @p nargs arguments each; tuple i is
+ * args[i * nargs] .. args[i * nargs + nargs - 1], packed as above (the job reads it with
+ * corio_job_argn). Same chunks, order and errors as corio_executor_map.
+ */
+CORIO_EXTERN int corio_executor_starmap(corio_executor *ex, corio_job_fn fn,
+                                        const corio_bytes *args, size_t nargs, size_t n,
+                                        size_t chunksize, corio_future **out);
 /** Wait (any thread) for the futures in order, each within what is left of @p timeout_s
  *  (< 0: forever). @return 0, or -ETIMEDOUT (the rest are left running). */
 CORIO_EXTERN int corio_futures_wait_all(corio_future *const *futs, size_t n, double timeout_s);
