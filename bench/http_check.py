@@ -221,8 +221,40 @@ def t_many_connections():
         s.close()
 
 
+def t_garbage():
+    # Seeded random mutations of valid requests, cut at random points: every connection must end
+    # in answers, an error status or a wait for more input, and the server must stay up.
+    import random
+    rnd = random.Random(5)
+    base = (b"GET /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+            b"HEAD / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    for _ in range(300):
+        m = bytearray(base * rnd.randint(1, 3))
+        for _ in range(rnd.randint(0, 6)):
+            m[rnd.randrange(len(m))] = rnd.choice(b"\r\n :\x00\x7f0123456789aZ\t")
+        s = conn()
+        try:
+            cut = rnd.randrange(1, len(m) + 1)
+            s.sendall(bytes(m[:cut]))
+            s.sendall(bytes(m[cut:]))
+            s.settimeout(0.05)
+            try:
+                while s.recv(65536):
+                    pass
+            except socket.timeout:
+                pass
+        except (ConnectionResetError, BrokenPipeError):
+            pass
+        s.close()
+    s = conn()
+    r = Reader(s)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    check(ok(r), "the server still answers after 300 mutated requests")
+    s.close()
+
+
 TESTS = [t_keep_alive_http_client, t_pipelined, t_byte_by_byte, t_connection_close, t_http10,
-         t_body, t_errors, t_abrupt_clients, t_many_connections]
+         t_body, t_errors, t_abrupt_clients, t_many_connections, t_garbage]
 
 
 def main():
