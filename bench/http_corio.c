@@ -129,8 +129,9 @@ static void answer_error(struct out *o, int status)
 
 /* The end of a request head starting at p[*start]: the offset just past its empty line, or 0
  * while incomplete. Empty lines before the request line are skipped (RFC 9112 2.2: *start moves
- * past them). Lines end in CRLF or a bare LF. *scan (>= *start) is the first line not yet seen,
- * so a head arriving a byte at a time is scanned once, not once per byte. */
+ * past them). Lines end in CRLF or a bare LF. *scan (>= *start) is the first unfinished line:
+ * the search resumes there, so finished lines are not searched again as more bytes arrive (only
+ * the unfinished one is, which the 8 KiB head limit bounds). */
 static size_t head_end(const char *p, size_t n, size_t *start, size_t *scan)
 {
   size_t i = *scan;
