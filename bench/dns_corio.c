@@ -84,7 +84,11 @@ int main(int argc, char **argv)
   ro.timeout_s = 2;
   ro.tries = 2;
   rc = corio_resolver_configure(loop, &ro);
-  if (rc < 0) return fprintf(stderr, "dns_corio: resolver: %s\n", corio_strerror(rc)), 1;
+  if (rc < 0) {
+    fprintf(stderr, "dns_corio: resolver %s: %s\n", argv[1], corio_strerror(rc));
+    corio_loop_close(loop);
+    return 1;
+  }
   t0 = now();
   for (i = 0; i < conc && i < total; i++) start_one();
   corio_loop_run_forever(loop);

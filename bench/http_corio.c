@@ -393,7 +393,13 @@ int main(int argc, char **argv)
   corio_add_signal_handler(loop, SIGINT, on_signal, NULL);
   rc = corio_server_listen_tcp(loop, "127.0.0.1", (uint16_t)atoi(argv[1]), &http_proto, NULL, NULL,
                                &server);
-  if (rc < 0) return fprintf(stderr, "http_corio: listen: %s\n", corio_strerror(rc)), 1;
+  if (rc < 0) {
+    fprintf(stderr, "http_corio: listen on 127.0.0.1:%s: %s\n", argv[1], corio_strerror(rc));
+    corio_remove_signal_handler(loop, SIGTERM);
+    corio_remove_signal_handler(loop, SIGINT);
+    corio_loop_close(loop);
+    return 1;
+  }
   printf("PORT %u\n", corio_server_port(server));
   fflush(stdout);
   corio_loop_run_forever(loop);
