@@ -6,7 +6,7 @@
 #   bash bench/dns_run.sh                    20k lookups, 100 in flight, 3 repeats: about 40 s
 #   LOOKUPS=50000 INFLIGHT=200 REPEAT=5 bash bench/dns_run.sh
 #
-# Isolation (needs root, or an unprivileged user namespace): the script re-runs itself under
+# Isolation (needs root): the script re-runs itself under
 # `unshare --mount --net`. The new network namespace has only a loopback interface, so no query
 # can reach the machine's resolver whatever a resolver library reads; the new mount namespace
 # bind-mounts a private resolv.conf ("nameserver 127.0.0.1") over /etc/resolv.conf for glibc,
@@ -50,10 +50,14 @@ EOF
     echo "dns_run.sh: build failed (full log: $B/bench-build.log)" >&2
     exit 1
   fi
-  userns=()
-  [ "$(id -u)" = 0 ] || userns=(--user --map-root-user)
+  # Root: a user namespace (unshare --user --map-root-user) gives the namespaces and port 53,
+  # but dnsmasq then fails to start (it cannot drop its groups: setgroups is denied there).
+  if [ "$(id -u)" != 0 ]; then
+    echo "dns_run.sh: needs root (private network and mount namespaces, dnsmasq on port 53)" >&2
+    exit 1
+  fi
   export CORIO_DNS_BENCH_NS=1
-  exec unshare "${userns[@]}" --mount --net --propagation private bash "$0" "$@"
+  exec unshare --mount --net --propagation private bash "$0" "$@"
 fi
 
 # ---- inside the private mount + network namespaces ----
