@@ -41,7 +41,7 @@ tmp=$(mktemp -d /tmp/corio-http.XXXXXX)
 chmod 755 "$tmp" # nginx's worker runs as nobody
 out=$B/bench/http_results.txt
 : >"$out"
-corio_pid= nginx_pid=
+corio_pid='' nginx_pid=''
 cleanup() {
   # Stop what this script started, by PID (nginx's master stops its worker).
   for p in $corio_pid $nginx_pid; do kill -TERM "$p" 2>/dev/null || true; done

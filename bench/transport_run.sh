@@ -4,7 +4,7 @@
 # is 1 if either failed (a failed check or run, not a missed target).
 #   bash bench/transport_run.sh      about 2 minutes (HTTP ~70 s, DNS ~40 s)
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 rc=0
 bash bench/http_run.sh "$@" || rc=1
 bash bench/dns_run.sh || rc=1
