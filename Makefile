@@ -5,7 +5,7 @@
 SHELL := /bin/bash
 DEBS := gcc clang liburing-dev libc-ares-dev libcriterion-dev meson ninja-build pkg-config python3 \
   dnsmasq-base
-BENCH_DEBS := libuv1-dev python3-uvloop linux-perf
+BENCH_DEBS := libuv1-dev python3-uvloop linux-perf nginx-light wrk curl
 BUILD ?= build
 ASAN ?= build-asan
 TSAN ?= build-tsan
