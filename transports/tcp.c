@@ -426,14 +426,13 @@ static void deliver_stash(void *arg)
 {
   corio_transport *tr = arg;
   corio__buf stash;
-  tr->holds--;
+  /* the scheduling's hold is kept to the end: on_eof may close the transport, and only the
+   * maybe_finish below may free it */
   if (!(tr->flags & TR_PAUSED_R) && !(tr->flags & (TR_LOST | TR_CLOSING))) {
     if (tr->rstash.len) {
       stash = tr->rstash;
       memset(&tr->rstash, 0, sizeof(tr->rstash));
-      tr->holds++;
       tr->proto->data_received(tr, stash.data, stash.len);
-      tr->holds--;
       corio__buf_free(&stash);
     }
     if (!(tr->flags & TR_PAUSED_R) && !tr->rstash.len) {
@@ -445,6 +444,7 @@ static void deliver_stash(void *arg)
       }
     }
   }
+  tr->holds--;
   maybe_finish(tr);
 }
 
