@@ -28,6 +28,7 @@ struct corio_stream {
   corio__buf rbuf;
   size_t limit;
   bool eof, lost, user_closed, write_paused, read_paused;
+  bool no_read, no_write; /* a pipe's write end / read end */
   int err;
   int refs; /* user + transport */
   struct read_req *rd;
@@ -149,6 +150,7 @@ static corio_future *read_new(corio_stream *s, int kind, size_t n, const void *s
   if (!s) return corio__future_failed(corio__loop_current(), -EINVAL);
   if (s->user_closed) return corio__future_failed(s->loop, CORIO_E_CLOSED);
   if (s->rd) return corio__future_failed(s->loop, CORIO_E_READ_PENDING);
+  if (s->no_read) return corio__future_failed(s->loop, -EBADF); /* a pipe's write end */
   r = corio__calloc(1, sizeof(*r));
   if (!r) return NULL;
   corio_future_init(&r->fut, s->loop, &read_ops);
@@ -223,6 +225,7 @@ int corio_stream_write(corio_stream *s, const void *data, size_t len)
 {
   if (!s) return -EINVAL;
   if (s->user_closed) return CORIO_E_CLOSED;
+  if (s->no_write) return -EBADF; /* a pipe's read end */
   if (!s->tr) return s->err ? s->err : -EPIPE;
   return corio_transport_write(s->tr, data, len);
 }
@@ -388,6 +391,19 @@ corio_stream *corio__stream_adopt(corio_loop *loop, int fd)
   if (!s || !corio__transport_adopt(loop, fd, &client_proto, s)) {
     corio__free(s);
     close(fd);
+    return NULL;
+  }
+  return s;
+}
+
+corio_stream *corio__stream_adopt_kind(corio_loop *loop, int fd, int kind)
+{
+  corio_stream *s = stream_new(loop);
+  if (!s) return NULL;
+  s->no_read = (kind & ~CORIO__TR_ONESHOT) == CORIO__TR_PIPE_W;
+  s->no_write = (kind & ~CORIO__TR_ONESHOT) == CORIO__TR_PIPE_R;
+  if (!corio__transport_adopt_kind(loop, fd, kind, &client_proto, s)) {
+    corio__free(s);
     return NULL;
   }
   return s;

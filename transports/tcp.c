@@ -1,5 +1,6 @@
 /*
- * Stream transports (TCP over IPv4/IPv6, Unix stream sockets) at the protocol level.
+ * Stream transports (TCP over IPv4/IPv6, Unix stream sockets, and the two ends of a pipe) at the
+ * protocol level.
  *
  * Receiving: one multishot recv per connection, selecting buffers from the loop's provided-buffer
  * ring; each buffer goes back to the ring as soon as data_received returns, so an idle
@@ -7,6 +8,12 @@
  * Sending: write() copies into the connection's write buffer; one send is in flight at a time
  * from a second buffer, and the two are swapped when the in-flight one drains, so steady-state
  * sending allocates nothing. Every SQE joins the loop's next io_uring_enter.
+ * Pipes (a pipe, a FIFO, a character device: transports/pipe.c opens them) use the same
+ * transport with another kind: a read end reads with one multishot read (IORING_OP_READ_MULTISHOT,
+ * Linux 6.7) from the same buffer ring, falling back to one-shot reads where that is missing or
+ * the file cannot be polled; a write end writes with IORING_OP_WRITE and RWF_NOSIGNAL (see
+ * corio__pipe_write_flags) and watches for its reader going away with a poll for POLLERR, as
+ * asyncio's write-pipe transport does with a reader callback on the write end.
  * Lifetime: a transport is freed only after close/abort/error, once its recv and send ops have
  * posted their final CQEs (DESIGN §7: op memory belongs to the loop until then), and never
  * while one of its callbacks is running.
@@ -15,6 +22,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -104,11 +112,19 @@ enum {
   TR_REPORTED = 0x80,     /* connection_lost() called */
   TR_MADE = 0x100,        /* connection_made() called */
   TR_EOF_PENDING = 0x200, /* EOF seen while paused: reported after the stashed data */
+  TR_ONESHOT = 0x400,     /* pipe read end: no multishot read here, one read per completion */
+  TR_RPOLL = 0x800,       /* recv_op is a poll (a read got -EAGAIN, or a write end's watch) */
+  TR_WPOLL = 0x1000,      /* send_op is a poll (a write got -EAGAIN) */
 };
+
+#ifndef IORING_OP_READ_MULTISHOT
+#define IORING_OP_READ_MULTISHOT 49 /* Linux 6.7; liburing 2.3's header predates it */
+#endif
 
 struct corio_transport {
   corio_loop *loop;
   int fd;
+  int kind; /* enum corio__tr_kind */
   unsigned flags;
   int lost_err;
   int holds; /* callbacks running or scheduled: no free while > 0 */
@@ -172,8 +188,15 @@ static void flush(corio_transport *tr)
     tr->soff = 0;
     if (tr->wbuf.len == 0) {
       if ((tr->flags & (TR_EOF_REQ | TR_EOF_DONE)) == TR_EOF_REQ) {
-        shutdown(tr->fd, SHUT_WR); /* rare: a plain syscall */
         tr->flags |= TR_EOF_DONE;
+        if (tr->kind == CORIO__TR_SOCKET) {
+          shutdown(tr->fd, SHUT_WR); /* rare: a plain syscall */
+        } else {
+          /* a pipe has no half-close: its EOF is closing the write end (asyncio's write_eof) */
+          tr->flags |= TR_CLOSING;
+          tr->flags &= ~TR_READING;
+          if (tr->recv_op.inflight) corio_op_cancel(tr->loop, &tr->recv_op);
+        }
       }
       return;
     }
@@ -186,7 +209,42 @@ static void flush(corio_transport *tr)
     fatal(tr, -ENOMEM);
     return;
   }
-  io_uring_prep_send(sqe, tr->fd, tr->sbuf.data + tr->soff, tr->sbuf.len - tr->soff, MSG_NOSIGNAL);
+  if (tr->kind == CORIO__TR_SOCKET) {
+    io_uring_prep_send(sqe, tr->fd, tr->sbuf.data + tr->soff, tr->sbuf.len - tr->soff,
+                       MSG_NOSIGNAL);
+  } else {
+    /* offset -1: the file position, which a pipe ignores and a tty needs */
+    io_uring_prep_write(
+        sqe, tr->fd, tr->sbuf.data + tr->soff,
+        (unsigned)(tr->sbuf.len - tr->soff > 1u << 30 ? 1u << 30 : tr->sbuf.len - tr->soff),
+        (uint64_t)-1);
+    corio__pipe_write_prep(sqe);
+  }
+}
+
+/* A write end's poll: POLLOUT after a write's -EAGAIN (a non-blocking fd on an older kernel), or
+ * the idle watch, which only POLLERR (no reader left) completes. */
+static void wpoll_done(corio_op *op, int res, unsigned flags);
+static void recv_done(corio_op *op, int res, unsigned flags);
+static void rpoll_done(corio_op *op, int res, unsigned flags);
+
+static void arm_poll(corio_transport *tr, corio_op *op, unsigned events)
+{
+  struct io_uring_sqe *sqe;
+  if (op->inflight) return;
+  if (op == &tr->send_op) {
+    tr->flags |= TR_WPOLL;
+    op->complete = wpoll_done;
+  } else {
+    tr->flags |= TR_RPOLL;
+    op->complete = rpoll_done;
+  }
+  sqe = corio_op_sqe(tr->loop, op);
+  if (!sqe) {
+    fatal(tr, -ENOMEM);
+    return;
+  }
+  io_uring_prep_poll_add(sqe, tr->fd, events);
 }
 
 static void send_done(corio_op *op, int res, unsigned flags)
@@ -194,7 +252,9 @@ static void send_done(corio_op *op, int res, unsigned flags)
   corio_transport *tr = corio_container_of(op, corio_transport, send_op);
   (void)flags;
   tr->holds++; /* callbacks below may close it: free only at the end */
-  if (res < 0) {
+  if (res == -EAGAIN && !(tr->flags & TR_LOST)) {
+    arm_poll(tr, &tr->send_op, POLLOUT); /* the write again once the poll says so */
+  } else if (res < 0) {
     if (res != -ECANCELED || !(tr->flags & TR_LOST)) fatal(tr, res == -ECANCELED ? -EPIPE : res);
   } else {
     tr->soff += (size_t)res;
@@ -207,6 +267,45 @@ static void send_done(corio_op *op, int res, unsigned flags)
       }
     }
     flush(tr);
+  }
+  tr->holds--;
+  maybe_finish(tr);
+}
+
+static void wpoll_done(corio_op *op, int res, unsigned flags)
+{
+  corio_transport *tr = corio_container_of(op, corio_transport, send_op);
+  (void)flags;
+  tr->send_op.complete = send_done;
+  tr->flags &= ~TR_WPOLL;
+  tr->holds++;
+  if (res < 0 && res != -ECANCELED)
+    fatal(tr, res);
+  else if (res >= 0)
+    flush(tr); /* writable, or POLLERR: the write itself then reports -EPIPE */
+  tr->holds--;
+  maybe_finish(tr);
+}
+
+static void rpoll_done(corio_op *op, int res, unsigned flags)
+{
+  corio_transport *tr = corio_container_of(op, corio_transport, recv_op);
+  (void)flags;
+  tr->recv_op.complete = recv_done;
+  tr->flags &= ~TR_RPOLL;
+  tr->holds++;
+  if (res < 0 && res != -ECANCELED) {
+    fatal(tr, res);
+  } else if (res > 0 && tr->kind == CORIO__TR_PIPE_W) {
+    /* The reader went away. asyncio: with bytes still buffered it is a broken pipe, without it
+     * a plain close. A write queued after this fails with -EPIPE either way. */
+    if (buffered(tr))
+      fatal(tr, -EPIPE);
+    else
+      corio_transport_close(tr);
+  } else if ((tr->flags & TR_READING) && !(tr->flags & (TR_LOST | TR_CLOSING | TR_PAUSED_R)) &&
+             !tr->rstash.len) {
+    arm_recv(tr);
   }
   tr->holds--;
   maybe_finish(tr);
@@ -267,6 +366,17 @@ static void recv_done(corio_op *op, int res, unsigned flags)
       on_eof(tr);
     tr->flags &= ~TR_READING;
     again = false;
+  } else if (res == -EAGAIN && tr->kind == CORIO__TR_PIPE_R) {
+    /* an O_NONBLOCK fd on a kernel that hands -EAGAIN back: wait for POLLIN, then read again */
+    if (!(flags & IORING_CQE_F_MORE) && (tr->flags & TR_READING) &&
+        !(tr->flags & (TR_LOST | TR_CLOSING | TR_PAUSED_R)))
+      arm_poll(tr, &tr->recv_op, POLLIN);
+    again = false;
+  } else if ((res == -EINVAL || res == -EBADFD || res == -EOPNOTSUPP) &&
+             tr->kind == CORIO__TR_PIPE_R && !(tr->flags & TR_ONESHOT)) {
+    /* no multishot read on this kernel (< 6.7) or for this file (not pollable: /dev/null...):
+     * one read per completion from now on */
+    tr->flags |= TR_ONESHOT;
   } else if (res == -ENOBUFS) {
     /* Every ring buffer is in use within this batch: re-arm once they are back. */
     if (!(flags & IORING_CQE_F_MORE) && (tr->flags & TR_READING)) {
@@ -294,12 +404,21 @@ static void arm_recv(corio_transport *tr)
 {
   struct io_uring_sqe *sqe;
   if (tr->recv_op.inflight) return;
+  if (tr->kind == CORIO__TR_PIPE_W) {
+    arm_poll(tr, &tr->recv_op, 0); /* POLLERR is always reported: the reader is gone */
+    return;
+  }
   sqe = corio_op_sqe(tr->loop, &tr->recv_op);
   if (!sqe) {
     fatal(tr, -ENOMEM);
     return;
   }
-  io_uring_prep_recv_multishot(sqe, tr->fd, NULL, 0, 0);
+  if (tr->kind == CORIO__TR_SOCKET)
+    io_uring_prep_recv_multishot(sqe, tr->fd, NULL, 0, 0);
+  else if (tr->flags & TR_ONESHOT)
+    io_uring_prep_read(sqe, tr->fd, NULL, BR_SIZE, (uint64_t)-1);
+  else
+    io_uring_prep_rw(IORING_OP_READ_MULTISHOT, sqe, tr->fd, NULL, 0, (uint64_t)-1);
   sqe->flags |= IOSQE_BUFFER_SELECT;
   sqe->buf_group = BR_BGID;
 }
@@ -349,6 +468,7 @@ static corio_transport *tr_new(corio_loop *loop, int fd, const corio_protocol *p
   if (!tr) return NULL;
   tr->loop = loop;
   tr->fd = fd;
+  tr->kind = CORIO__TR_SOCKET;
   tr->proto = proto;
   tr->br = br;
   tr->high = 64 * 1024;
@@ -376,6 +496,7 @@ int corio_transport_write(corio_transport *tr, const void *data, size_t len)
 {
   int rc;
   if (!tr || (!data && len)) return -EINVAL;
+  if (tr->kind == CORIO__TR_PIPE_R) return -EBADF; /* a pipe's read end */
   if (tr->flags & TR_LOST) return -ENOTCONN;
   if (tr->flags & (TR_CLOSING | TR_EOF_REQ)) return -EPIPE;
   if (!len) return 0;
@@ -396,9 +517,11 @@ int corio_transport_write(corio_transport *tr, const void *data, size_t len)
 int corio_transport_write_eof(corio_transport *tr)
 {
   if (!tr) return -EINVAL;
+  if (tr->kind == CORIO__TR_PIPE_R) return -EBADF;
   if (tr->flags & TR_LOST) return -ENOTCONN;
   tr->flags |= TR_EOF_REQ;
   flush(tr);
+  maybe_finish(tr); /* a pipe's write end closes once flushed, as corio_transport_close */
   return 0;
 }
 
@@ -426,14 +549,13 @@ static void deliver_stash(void *arg)
 {
   corio_transport *tr = arg;
   corio__buf stash;
-  tr->holds--;
+  /* the scheduling's hold is kept to the end: on_eof may close the transport, and only the
+   * maybe_finish below may free it */
   if (!(tr->flags & TR_PAUSED_R) && !(tr->flags & (TR_LOST | TR_CLOSING))) {
     if (tr->rstash.len) {
       stash = tr->rstash;
       memset(&tr->rstash, 0, sizeof(tr->rstash));
-      tr->holds++;
       tr->proto->data_received(tr, stash.data, stash.len);
-      tr->holds--;
       corio__buf_free(&stash);
     }
     if (!(tr->flags & TR_PAUSED_R) && !tr->rstash.len) {
@@ -445,19 +567,20 @@ static void deliver_stash(void *arg)
       }
     }
   }
+  tr->holds--;
   maybe_finish(tr);
 }
 
 void corio_transport_pause_reading(corio_transport *tr)
 {
-  if (!tr || (tr->flags & TR_PAUSED_R)) return;
+  if (!tr || (tr->flags & TR_PAUSED_R) || tr->kind == CORIO__TR_PIPE_W) return;
   tr->flags |= TR_PAUSED_R;
   if (tr->recv_op.inflight) corio_op_cancel(tr->loop, &tr->recv_op);
 }
 
 void corio_transport_resume_reading(corio_transport *tr)
 {
-  if (!tr || !(tr->flags & TR_PAUSED_R)) return;
+  if (!tr || !(tr->flags & TR_PAUSED_R) || tr->kind == CORIO__TR_PIPE_W) return;
   tr->flags &= ~TR_PAUSED_R;
   if (tr->rstash.len || (tr->flags & TR_EOF_PENDING)) {
     /* deliver the stash from the ready queue (not inside the caller), then re-arm */
@@ -812,10 +935,30 @@ void corio__transport_start(corio_transport *tr, void *user)
 corio_transport *corio__transport_adopt(corio_loop *loop, int fd, const corio_protocol *proto,
                                         void *user)
 {
+  return corio__transport_adopt_kind(loop, fd, CORIO__TR_SOCKET, proto, user);
+}
+
+corio_transport *corio__transport_adopt_kind(corio_loop *loop, int fd, int kind,
+                                             const corio_protocol *proto, void *user)
+{
   corio_transport *tr = tr_new(loop, fd, proto);
   if (!tr) return NULL;
+  tr->kind = kind & ~CORIO__TR_ONESHOT;
+  if (kind & CORIO__TR_ONESHOT) tr->flags |= TR_ONESHOT;
+  /* Started from the ready queue's next turn's point of view: the caller gets the pointer back
+   * even if connection_made closes the transport, which is freed only after rearm_later runs. */
+  tr->holds++;
+  if (corio_call_soon(loop, rearm_later, tr, NULL) < 0) {
+    tr_free(tr);
+    return NULL;
+  }
   tr_start(tr, user);
   return tr;
+}
+
+int corio__transport_kind(const corio_transport *tr)
+{
+  return tr->kind;
 }
 
 void corio__transport_discard(corio_transport *tr)

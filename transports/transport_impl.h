@@ -18,6 +18,26 @@ void corio__transport_start(corio_transport *tr, void *user);
 /** Wrap a connected stream socket (a subprocess's socketpair end) and start it. */
 corio_transport *corio__transport_adopt(corio_loop *loop, int fd, const corio_protocol *proto,
                                         void *user);
+/** What a transport's fd is: its ops differ (recv/send on a socket, read/write on a pipe). */
+enum corio__tr_kind {
+  CORIO__TR_SOCKET = 0, /* a connected stream socket: both directions */
+  CORIO__TR_PIPE_R,     /* the read end of a pipe (a FIFO, a character device): reads only */
+  CORIO__TR_PIPE_W,     /* the write end: writes only, and a watch for the reader going away */
+};
+/** Or'ed into a kind: read with one-shot reads, never IORING_OP_READ_MULTISHOT (pipe.c says
+ *  for which files). */
+#define CORIO__TR_ONESHOT 0x100
+/** corio__transport_adopt for any kind. The transport is not freed before the next turn of the
+ *  loop, even if connection_made closes it, so the caller may use the pointer returned. */
+corio_transport *corio__transport_adopt_kind(corio_loop *loop, int fd, int kind,
+                                             const corio_protocol *proto, void *user);
+int corio__transport_kind(const corio_transport *tr);
+/** Set a pipe write's flags: RWF_NOSIGNAL where the kernel has it (Linux 6.18), else IOSQE_ASYNC
+ *  (pipe.c explains why). */
+void corio__pipe_write_prep(struct io_uring_sqe *sqe);
+/** A stream over a pipe end we own (kind CORIO__TR_PIPE_R or _W). NULL on ENOMEM (the fd is then
+ *  left open). */
+corio_stream *corio__stream_adopt_kind(corio_loop *loop, int fd, int kind);
 /** A stream over a connected socket we already own (NULL on ENOMEM; the fd is then closed). */
 corio_stream *corio__stream_adopt(corio_loop *loop, int fd);
 /** Close and free a deferred connect's transport that was never started. */

@@ -33,6 +33,26 @@ CORIO_EXTERN int corio_start_unix_server(corio_loop *loop, const char *path,
                                          corio_stream_handler handler, void *user,
                                          const corio_server_opts *opts, corio_server **out);
 
+/**
+ * A stream over the read end of a pipe (FIFO, socket, character device such as stdin; see
+ * corio_connect_read_pipe): read, readexactly, readline, readuntil, and EOF once every writer
+ * closed. Writing fails with -EBADF. The stream owns @p fd (closed by corio_stream_close); on
+ * failure the fd is left to the caller. -EBADF / -EINVAL / -ENOMEM as corio_connect_read_pipe.
+ */
+CORIO_EXTERN int corio_open_read_pipe(corio_loop *loop, int fd, corio_stream **out);
+/**
+ * A stream over the write end of a pipe (FIFO, socket, character device such as stdout): write +
+ * drain with the transport's flow control, write_eof = close after flushing. No SIGPIPE: once the
+ * reader is gone, write and drain fail with -EPIPE. Reading fails with -EBADF.
+ */
+CORIO_EXTERN int corio_open_write_pipe(corio_loop *loop, int fd, corio_stream **out);
+/**
+ * pipe(2) as two streams: bytes written to @p *writer are read from @p *reader; closing the writer
+ * is EOF for the reader, closing the reader makes the writer fail with -EPIPE. Both fds are
+ * O_CLOEXEC. Close both streams.
+ */
+CORIO_EXTERN int corio_pipe_open(corio_loop *loop, corio_stream **reader, corio_stream **writer);
+
 /** Up to @p max bytes (at least 1), as soon as any are buffered; empty bytes at EOF. One read
  *  may wait at a time (CORIO_E_READ_PENDING). Cancelling a read loses no data. */
 CORIO_EXTERN corio_future *corio_stream_read(corio_stream *s, size_t max);

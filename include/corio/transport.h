@@ -115,4 +115,33 @@ CORIO_EXTERN corio_future *corio_connect(corio_loop *loop, const char *host, uin
 CORIO_EXTERN corio_future *corio_connect_unix(corio_loop *loop, const char *path,
                                               const corio_protocol *proto, void *user);
 
+/**
+ * Wrap the read end of a pipe (or a FIFO, a socket, a character device such as stdin) as a read
+ * transport, asyncio's connect_read_pipe: data_received for what arrives, eof_received when the
+ * last writer closed (return nonzero to keep the transport open; NULL or 0 closes it), then
+ * connection_lost. pause_reading/resume_reading work as on a socket; write and write_eof fail
+ * with -EBADF.
+ *
+ * The transport owns @p fd from then on (it is closed with the transport); on failure the fd is
+ * left to the caller. Its O_NONBLOCK flag is left as it is: neither setting matters to io_uring.
+ * connection_made runs inside this call; the transport is never freed before the call returns.
+ *
+ * @return 0, -EBADF (@p fd invalid or not open for reading), -EINVAL (a regular file or a
+ *         directory: not a stream; or no data_received), -ENOMEM.
+ */
+CORIO_EXTERN int corio_connect_read_pipe(corio_loop *loop, int fd, const corio_protocol *proto,
+                                         void *user, corio_transport **out);
+/**
+ * Wrap the write end of a pipe (FIFO, socket, character device such as stdout) as a write
+ * transport, asyncio's connect_write_pipe: write with high/low-water flow control
+ * (pause_writing/resume_writing), write_eof closes the fd once the buffer is flushed (a pipe has
+ * no half-close), and no SIGPIPE: a write after the reader went away fails the transport with
+ * -EPIPE (connection_lost(-EPIPE)). The reader going away is noticed even while idle (a poll for
+ * POLLERR on the write end): with bytes still buffered the loss is -EPIPE, else a clean close
+ * (connection_lost(0)), as in asyncio. data_received is never called and may be NULL.
+ * Ownership of @p fd and errors as corio_connect_read_pipe (-EBADF if not open for writing).
+ */
+CORIO_EXTERN int corio_connect_write_pipe(corio_loop *loop, int fd, const corio_protocol *proto,
+                                          void *user, corio_transport **out);
+
 #endif
