@@ -30,6 +30,11 @@ static void mark_and_hang(corio_job *job)
   for (;;) pause();
   corio_job_return(job, 0);
 }
+static void mark_and_sleep_ms(corio_job *job)
+{
+  atomic_fetch_add(started, 1);
+  sleep_ms(job);
+}
 static void wait_started(int n)
 {
   int i;
@@ -208,12 +213,14 @@ Test(process_pool_cancel, shutdown_deadline_kills_hung_workers)
 
 Test(process_pool_cancel, shutdown_cancel_futures_lets_running_jobs_finish)
 {
-  corio_executor *ex = pool_new(2, 0, NULL, 0);
+  corio_executor *ex;
   corio_future *running[2], *pending[10];
   int i;
-  for (i = 0; i < 2; i++) running[i] = submit_i64(ex, sleep_ms, 200);
+  make_shared(); /* before the pool: its workers inherit the mapping */
+  ex = pool_new(2, 0, NULL, 0);
+  for (i = 0; i < 2; i++) running[i] = submit_i64(ex, mark_and_sleep_ms, 200);
   for (i = 0; i < 10; i++) pending[i] = submit_i64(ex, quick, i);
-  usleep(50000);
+  wait_started(2); /* not a fixed sleep: a loaded machine may take longer to fork the workers */
   cr_assert_eq(corio_executor_shutdown(ex, 1, 1, 10), 0);
   for (i = 0; i < 2; i++) {
     cr_assert_eq(corio_future_error(running[i]), 0);
@@ -226,6 +233,7 @@ Test(process_pool_cancel, shutdown_cancel_futures_lets_running_jobs_finish)
   }
   assert_no_children();
   corio_executor_free(ex);
+  corio_shm_free(shm);
 }
 
 Test(process_pool_cancel, shutdown_without_wait_still_runs_pending_jobs)
