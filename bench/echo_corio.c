@@ -64,8 +64,11 @@ int main(int argc, char **argv)
 {
   corio_loop *loop;
   corio_server *srv;
+  corio_loop_opts lopts = {0};
   int rc;
-  if (corio_loop_new(&loop, NULL) < 0) return 1;
+  /* CORIO_BATCH_US: the loop's batch_wait_us (A/B runs of the batched wait; -1 = off) */
+  if (getenv("CORIO_BATCH_US")) lopts.batch_wait_us = atoi(getenv("CORIO_BATCH_US"));
+  if (corio_loop_new(&loop, &lopts) < 0) return 1;
   corio_add_signal_handler(loop, SIGTERM, on_term, NULL);
   if (argc > 2 && !strcmp(argv[2], "stream"))
     rc =

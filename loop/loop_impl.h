@@ -47,6 +47,8 @@ struct corio_loop {
   unsigned ring_flags;
   bool ring_ok;
   unsigned idle_polls; /* zero-timeout iterations that skipped io_uring_enter */
+  unsigned batch_us;   /* batched waits' window (0: off or unsupported), see uring_poll */
+  unsigned batch_new;  /* completions the last blocking wait brought beyond its submissions */
 
   /* scheduled callbacks */
   corio__entry *ents;

@@ -5,8 +5,23 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include "loop_impl.h"
+
+/* Linux 6.12's batch wait (liburing 2.8's io_uring_submit_and_wait_min_timeout); Debian 12 ships
+ * liburing 2.3, whose headers name the field `pad`: same layout. */
+#ifndef IORING_FEAT_MIN_TIMEOUT
+#define IORING_FEAT_MIN_TIMEOUT (1U << 15)
+#endif
+struct corio__getevents_arg {
+  uint64_t sigmask;
+  uint32_t sigmask_sz;
+  uint32_t min_wait_usec;
+  uint64_t ts;
+};
+/* Most completions one batched wait asks for beyond what it submits. */
+#define BATCH_MAX 64
 
 /* Tell apart the reasons io_uring_setup can fail, so the error names the cause. */
 static int classify_setup_error(int rc)
@@ -53,6 +68,12 @@ static int uring_init(corio_loop *loop, const corio_loop_opts *opts)
     if (rc == 0) {
       loop->ring_flags = p.flags;
       loop->ring_ok = true;
+      /* Batched waits need the kernel's min-wait (6.12+); opts->batch_wait_us < 0 turns them off.
+       */
+      loop->batch_us = 0;
+      if ((p.features & IORING_FEAT_MIN_TIMEOUT) && (p.features & IORING_FEAT_EXT_ARG) &&
+          !(opts && opts->batch_wait_us < 0))
+        loop->batch_us = opts && opts->batch_wait_us > 0 ? (unsigned)opts->batch_wait_us : 20;
       return 0;
     }
     if (rc != -EINVAL) break; /* flags unknown to this kernel: try the next set */
@@ -92,13 +113,50 @@ static int reap(corio_loop *loop)
   return (int)n;
 }
 
+/* Publish the SQEs prepared since the last enter (liburing keeps them private until then) and
+ * return how many the kernel has yet to consume: what liburing's submit does before it enters. */
+static unsigned flush_sq(struct io_uring *ring)
+{
+  struct io_uring_sq *sq = &ring->sq;
+  unsigned tail = sq->sqe_tail;
+  if (sq->sqe_head != tail) {
+    sq->sqe_head = tail;
+    io_uring_smp_store_release(sq->ktail, tail);
+  }
+  return tail - IO_URING_READ_ONCE(*sq->khead);
+}
+
+/*
+ * A batched wait: submit, then sleep until @p want completions are there, but once batch_us has
+ * passed return as soon as there is one (so a batch never costs more than batch_us of latency,
+ * and a lone completion after that is never held back); never past @p timeout_ns (< 0: none).
+ * With DEFER_TASKRUN the kernel does not even wake us before @p want completions are ready.
+ */
+static int enter_batch(corio_loop *loop, unsigned submit, unsigned want, int64_t timeout_ns)
+{
+  struct __kernel_timespec ts;
+  struct corio__getevents_arg arg;
+  long rc;
+  memset(&arg, 0, sizeof(arg));
+  arg.sigmask_sz = _NSIG / 8;
+  arg.min_wait_usec = loop->batch_us;
+  if (timeout_ns >= 0) {
+    ts.tv_sec = timeout_ns / 1000000000;
+    ts.tv_nsec = timeout_ns % 1000000000;
+    arg.ts = (uint64_t)(uintptr_t)&ts;
+  }
+  rc = syscall(__NR_io_uring_enter, loop->ring.ring_fd, submit, want,
+               IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg, sizeof(arg));
+  return rc < 0 ? -errno : (int)rc;
+}
+
 static int uring_poll(corio_loop *loop, int64_t timeout_ns)
 {
   struct io_uring *ring = &loop->ring;
   struct io_uring_cqe *cqe;
   struct __kernel_timespec ts;
-  int rc;
-  unsigned kflags;
+  int rc, n;
+  unsigned kflags, submit;
 
   if (timeout_ns == 0) {
     kflags = IO_URING_READ_ONCE(*ring->sq.kflags);
@@ -110,14 +168,32 @@ static int uring_poll(corio_loop *loop, int64_t timeout_ns)
       return reap(loop);
     loop->stats.enters++;
     rc = io_uring_submit_and_get_events(ring);
-  } else if (timeout_ns < 0) {
-    loop->stats.enters++;
-    rc = io_uring_submit_and_wait_timeout(ring, &cqe, 1, NULL, NULL);
   } else {
-    ts.tv_sec = timeout_ns / 1000000000;
-    ts.tv_nsec = timeout_ns % 1000000000;
+    /*
+     * Blocking. When the last blocking wait brought two or more new completions (beyond the ones
+     * of what it submitted, e.g. sends that complete at once), more are likely on their way:
+     * wait for twice as many (the batch grows while they keep coming, and falls back to what
+     * came when the window closes first). One enter then serves many completions instead of
+     * one or two; a lone request/response never waits (its batch is one).
+     */
+    submit = io_uring_sq_ready(ring);
     loop->stats.enters++;
-    rc = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL);
+    if (loop->batch_us && loop->batch_new >= 2) {
+      unsigned more = loop->batch_new * 2 > BATCH_MAX ? BATCH_MAX : loop->batch_new * 2;
+      submit = flush_sq(ring);
+      rc = enter_batch(loop, submit, submit + more, timeout_ns);
+      loop->stats.batched_waits++;
+    } else if (timeout_ns < 0) {
+      rc = io_uring_submit_and_wait_timeout(ring, &cqe, 1, NULL, NULL);
+    } else {
+      ts.tv_sec = timeout_ns / 1000000000;
+      ts.tv_nsec = timeout_ns % 1000000000;
+      rc = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL);
+    }
+    if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) return rc;
+    n = reap(loop);
+    loop->batch_new = (unsigned)n > submit ? (unsigned)n - submit : 0;
+    return n;
   }
   if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) return rc;
   return reap(loop);

@@ -7,7 +7,9 @@
 #include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <string.h>
 #include <unistd.h>
+#include <liburing.h>
 #include <corio.h>
 
 static corio_loop *loop;
@@ -169,6 +171,59 @@ Test(tcp, echo_unix)
   close_server(srv);
   unlink(path);
   cr_assert_eq(corio_loop_close(loop), 0);
+}
+
+/* Does this kernel do batched waits (min-wait, Linux 6.12+)? Asked of a ring of our own. */
+static int kernel_batches(void)
+{
+  struct io_uring ring;
+  struct io_uring_params p;
+  memset(&p, 0, sizeof(p));
+  if (io_uring_queue_init_params(4, &ring, &p) < 0) return 0;
+  io_uring_queue_exit(&ring);
+  return !!(p.features & (1U << 15)); /* IORING_FEAT_MIN_TIMEOUT */
+}
+
+/* Many connections talking at once: completions come in bursts, and the loop's blocking waits
+ * gather them in batches (Linux 6.12+); with batch_wait_us < 0 they never do. Every byte is
+ * checked either way. */
+static void echo_many_batched(int batch_wait_us, size_t n)
+{
+  corio_loop_opts o = {.batch_wait_us = batch_wait_us};
+  corio_server *srv;
+  struct client *cs = calloc(n, sizeof(*cs));
+  corio_loop_stats st;
+  size_t i;
+  cr_assert_eq(corio_loop_close(loop), 0);
+  cr_assert_eq(corio_loop_new(&loop, &o), 0);
+  cr_assert_eq(corio_server_listen_tcp(loop, "127.0.0.1", 0, &echo_proto, NULL, NULL, &srv), 0);
+  for (i = 0; i < n; i++) {
+    corio_future *f;
+    cs[i].total = 20000 + i * 10;
+    f = corio_connect_tcp(loop, "127.0.0.1", corio_server_port(srv), &cli_proto, &cs[i]);
+    cr_assert_not_null(f);
+    corio_future_unref(f);
+  }
+  run_clients(cs, n);
+  close_server(srv);
+  free(cs);
+  corio_loop_get_stats(loop, &st);
+  if (batch_wait_us < 0 || !kernel_batches())
+    cr_assert_eq(st.batched_waits, 0);
+  else
+    cr_assert_gt(st.batched_waits, 0, "no batched wait in %llu enters",
+                 (unsigned long long)st.enters);
+  cr_assert_eq(corio_loop_close(loop), 0);
+}
+
+Test(tcp, bursts_are_gathered_in_batched_waits)
+{
+  echo_many_batched(0, 200);
+}
+
+Test(tcp, batched_waits_can_be_turned_off)
+{
+  echo_many_batched(-1, 200);
 }
 
 Test(tcp, many_connections)
