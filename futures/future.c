@@ -17,7 +17,10 @@
 #include <unistd.h>
 #include "internal.h"
 
-enum { KIND_INT = 0, KIND_PTR = 1, KIND_BYTES = 2 };
+/* KIND_BYTES_REF: bytes that live in the future's own container (a stream read's inline buffer,
+ * see corio__future_set_result_bytes_ref): read like KIND_BYTES, copied when taken, never freed
+ * here. */
+enum { KIND_INT = 0, KIND_PTR = 1, KIND_BYTES = 2, KIND_BYTES_REF = 3 };
 
 static void spin_lock(corio_future *f)
 {
@@ -279,6 +282,18 @@ int corio_future_set_result_bytes(corio_future *f, corio_bytes bytes)
   return 0;
 }
 
+int corio__future_set_result_bytes_ref(corio_future *f, const uint8_t *data, size_t len)
+{
+  int rc = begin_set(f);
+  if (rc < 0) return rc;
+  f->kind = KIND_BYTES_REF;
+  f->v.bytes.data = (uint8_t *)data;
+  f->v.bytes.len = len;
+  f->err = 0;
+  end_set(f, CORIO_FUTURE_DONE);
+  return 0;
+}
+
 int corio_future_set_error(corio_future *f, int err)
 {
   int rc;
@@ -373,7 +388,9 @@ void *corio_future_ptr(const corio_future *f)
 
 const corio_bytes *corio_future_bytes(const corio_future *f)
 {
-  return corio_future_done(f) && f->err == 0 && f->kind == KIND_BYTES ? &f->v.bytes : NULL;
+  return corio_future_done(f) && f->err == 0 && (f->kind == KIND_BYTES || f->kind == KIND_BYTES_REF)
+             ? &f->v.bytes
+             : NULL;
 }
 
 void *corio_future_steal_ptr(corio_future *f)
@@ -386,7 +403,13 @@ void *corio_future_steal_ptr(corio_future *f)
 corio_bytes corio_future_steal_bytes(corio_future *f)
 {
   corio_bytes b = {NULL, 0};
-  if (corio_future_bytes(f)) {
+  if (corio_future_bytes(f) && f->kind == KIND_BYTES_REF) {
+    /* not ours to hand over: a copy (empty on ENOMEM) */
+    b = corio_bytes_alloc(f->v.bytes.len);
+    if (b.data && f->v.bytes.len) memcpy(b.data, f->v.bytes.data, f->v.bytes.len);
+    f->v.bytes.data = NULL;
+    f->v.bytes.len = 0;
+  } else if (corio_future_bytes(f)) {
     b = f->v.bytes;
     f->v.bytes.data = NULL;
     f->v.bytes.len = 0;
@@ -502,7 +525,9 @@ int corio__future_transfer(corio_future *dst, corio_future *src, bool src_exclus
     }
     return corio_future_set_result_ptr(dst, src->v.ptr.p, NULL);
   case KIND_BYTES:
-    if (src_exclusive) return corio_future_set_result_bytes(dst, corio_future_steal_bytes(src));
+  case KIND_BYTES_REF:
+    if (src_exclusive && src->kind == KIND_BYTES)
+      return corio_future_set_result_bytes(dst, corio_future_steal_bytes(src));
     copy = corio_bytes_alloc(src->v.bytes.len);
     if (!copy.data && src->v.bytes.len) return corio_future_set_error(dst, -ENOMEM);
     if (src->v.bytes.len) memcpy(copy.data, src->v.bytes.data, src->v.bytes.len);

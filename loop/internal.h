@@ -145,6 +145,9 @@ void corio__future_mark_retrieved(corio_future *f);
  *  when @p src_exclusive (the caller holds the only reference), else a pointer is shared without
  *  its destructor and bytes are copied. Returns set_result's code. */
 int corio__future_transfer(corio_future *dst, corio_future *src, bool src_exclusive);
+/* Complete with bytes the future does not own (they live as long as the future: e.g. in the
+ * struct that embeds it); corio_future_steal_bytes copies them. */
+int corio__future_set_result_bytes_ref(corio_future *f, const uint8_t *data, size_t len);
 /** Call cb(f, arg) on @p loop's thread once @p f is done, also for a loop-less @p f (whose
  *  callbacks run in foreign threads: the call hops through the loop's inbox). */
 int corio__future_on_done(corio_loop *loop, corio_future *f, corio_future_cb cb, void *arg);

@@ -8,18 +8,24 @@
  * control), writing waits in drain while the transport is above its high-water mark.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <unistd.h>
 #include "transport_impl.h"
 
 enum { RD_ANY = 1, RD_EXACT, RD_UNTIL, RD_LINE };
 
+/* Results up to this size live in the request itself: one allocation per read, not two. */
+#define READ_INLINE 256
+
 struct read_req {
   corio_future fut;
-  corio_stream *s;
+  corio_stream *home; /* holds a reference on it until destroyed */
+  corio_stream *s;    /* while pending */
   int kind;
   size_t n;
   uint8_t *sep;
   size_t seplen;
+  uint8_t small[READ_INLINE]; /* not zeroed */
 };
 
 struct corio_stream {
@@ -30,8 +36,9 @@ struct corio_stream {
   bool eof, lost, user_closed, write_paused, read_paused;
   bool no_read, no_write; /* a pipe's write end / read end */
   int err;
-  int refs; /* user + transport */
+  int refs; /* user + transport + each read request not yet destroyed */
   struct read_req *rd;
+  struct read_req *spare; /* the last read request, kept for the next read (no malloc) */
   corio_future **drains;
   size_t ndrains, capdrains;
   corio_future *closed;
@@ -45,6 +52,7 @@ struct stream_server {
 static void stream_release(corio_stream *s)
 {
   if (--s->refs) return;
+  corio__free(s->spare);
   corio__buf_free(&s->rbuf);
   corio__free(s->drains);
   corio__free(s);
@@ -68,8 +76,14 @@ static int read_cancel(corio_future *f)
 static void read_destroy(corio_future *f)
 {
   struct read_req *r = corio_container_of(f, struct read_req, fut);
+  corio_stream *home = r->home;
   corio__free(r->sep);
-  corio__free(r);
+  r->sep = NULL;
+  if (!home->spare && home->refs > 1)
+    home->spare = r;
+  else
+    corio__free(r);
+  stream_release(home);
 }
 
 static const corio_future_ops read_ops = {read_cancel, read_destroy, "stream read"};
@@ -82,25 +96,37 @@ static void maybe_resume_reading(corio_stream *s)
   }
 }
 
-static void read_finish(corio_stream *s, size_t take, int err)
+/* Complete the pending read with @p take bytes from @p src (or with @p err); the caller
+ * consumes them from wherever they were. @return 0, or -ENOMEM (the read failed with it). */
+static int read_finish_from(corio_stream *s, const uint8_t *src, size_t take, int err)
 {
   struct read_req *r = s->rd;
   corio_bytes b;
+  int rc = 0;
   s->rd = NULL;
   r->s = NULL;
   if (err) {
     corio_future_set_error(&r->fut, err);
+  } else if (take <= READ_INLINE) {
+    if (take) memcpy(r->small, src, take);
+    corio__future_set_result_bytes_ref(&r->fut, r->small, take);
   } else {
     b = corio_bytes_alloc(take);
-    if (!b.data && take) {
+    if (!b.data) {
       corio_future_set_error(&r->fut, -ENOMEM);
+      rc = -ENOMEM;
     } else {
-      if (take) memcpy(b.data, s->rbuf.data, take);
-      corio__buf_consume(&s->rbuf, take);
+      memcpy(b.data, src, take);
       corio_future_set_result_bytes(&r->fut, b);
     }
   }
   corio_future_unref(&r->fut);
+  return rc;
+}
+
+static void read_finish(corio_stream *s, size_t take, int err)
+{
+  if (read_finish_from(s, s->rbuf.data, take, err) == 0 && !err) corio__buf_consume(&s->rbuf, take);
   maybe_resume_reading(s);
 }
 
@@ -151,8 +177,16 @@ static corio_future *read_new(corio_stream *s, int kind, size_t n, const void *s
   if (s->user_closed) return corio__future_failed(s->loop, CORIO_E_CLOSED);
   if (s->rd) return corio__future_failed(s->loop, CORIO_E_READ_PENDING);
   if (s->no_read) return corio__future_failed(s->loop, -EBADF); /* a pipe's write end */
-  r = corio__calloc(1, sizeof(*r));
-  if (!r) return NULL;
+  if (s->spare) {
+    r = s->spare;
+    s->spare = NULL;
+  } else {
+    r = corio__malloc(sizeof(*r));
+    if (!r) return NULL;
+  }
+  memset(r, 0, offsetof(struct read_req, small));
+  r->home = s;
+  s->refs++;
   corio_future_init(&r->fut, s->loop, &read_ops);
   r->s = s;
   r->kind = kind;
@@ -161,6 +195,7 @@ static corio_future *read_new(corio_stream *s, int kind, size_t n, const void *s
     r->sep = corio__malloc(seplen);
     if (!r->sep) {
       corio__free(r);
+      stream_release(s);
       return NULL;
     }
     memcpy(r->sep, sep, seplen);
@@ -330,6 +365,17 @@ static void sp_server_made(corio_transport *tr, void *user)
 static void sp_data(corio_transport *tr, const uint8_t *d, size_t n)
 {
   corio_stream *s = corio_transport_get_context(tr);
+  size_t take;
+  /* The common case of a task waiting in read() on an empty buffer: serve it straight from the
+   * transport's buffer, and keep only the rest. */
+  if (s->rd && s->rd->kind == RD_ANY && s->rbuf.len == 0 && n) {
+    take = n < s->rd->n ? n : s->rd->n;
+    if (read_finish_from(s, d, take, 0) == 0) {
+      d += take;
+      n -= take;
+    }
+    if (!n) return;
+  }
   if (corio__buf_append(&s->rbuf, d, n) < 0) {
     corio_transport_abort(tr);
     return;
