@@ -169,3 +169,27 @@ Test(subprocess, large_output)
   finish(p);
   cr_assert_eq(corio_loop_close(loop), 0);
 }
+
+/* subprocess.h lets the user close a piped stream early: the process must then forget it, not
+ * close the freed stream again in communicate or corio_process_free (a use-after-free before). */
+Test(subprocess, user_closes_stdin_then_communicate_and_free)
+{
+  char *argv[] = {"cat", NULL};
+  corio_subprocess_opts o = {.stdin_mode = CORIO_STDIO_PIPE, .stdout_mode = CORIO_STDIO_PIPE};
+  corio_process *p;
+  corio_future *f;
+  const corio_bytes *b;
+  cr_assert_eq(corio_subprocess_exec(loop, argv, &o, &p), 0);
+  cr_assert_eq(corio_stream_write(corio_process_stdin(p), "abc\n", 4), 0);
+  f = corio_stream_close(corio_process_stdin(p)); /* flushes, then EOF for cat */
+  cr_assert_null(corio_process_stdin(p), "the process forgot the closed stream");
+  cr_assert_eq(corio_loop_run_until_complete(loop, f), 0);
+  corio_future_unref(f);
+  b = run_comm(p, NULL, &f);
+  cr_assert_eq(b->len, 4);
+  cr_assert_eq(memcmp(b->data, "abc\n", 4), 0);
+  cr_assert_eq(corio_process_returncode(p), 0);
+  corio_future_unref(f);
+  finish(p);
+  cr_assert_eq(corio_loop_close(loop), 0);
+}

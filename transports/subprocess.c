@@ -107,6 +107,9 @@ int corio_subprocess_exec(corio_loop *loop, char *const argv[], const corio_subp
     if (parent[i] >= 0) {
       p->io[i] = corio__stream_adopt(loop, parent[i]); /* closes the fd on failure */
       parent[i] = -1;
+      /* The user may close a stream (stdin, for EOF): p->io[i] then goes NULL, so that
+       * communicate and corio_process_free do not close (and touch) the freed stream again. */
+      if (p->io[i]) corio__stream_set_owner_slot(p->io[i], &p->io[i]);
     }
   }
   rc = corio__loop_watch(loop, p->pidfd, POLLIN, on_exit_ready, p, true);
@@ -196,8 +199,7 @@ static corio_step comm_step(corio_task *t)
     if (c->input.len)
       CORIO_AWAIT(t, corio_stream_write_all(c->p->io[0], c->input.data, c->input.len));
     /* a write error (EPIPE: the child did not read) is not the caller's problem */
-    CORIO_AWAIT(t, corio_stream_close(c->p->io[0]));
-    c->p->io[0] = NULL;
+    CORIO_AWAIT(t, corio_stream_close(c->p->io[0])); /* sets io[0] to NULL */
   }
   while (c->p->io[1]) {
     CORIO_AWAIT_TRY(t, corio_stream_read(c->p->io[1], 65536));
