@@ -3,7 +3,9 @@
  * Subprocesses (asyncio.create_subprocess_exec): stdin/stdout/stderr as corio streams, the exit
  * awaited through a pidfd polled on the ring — corio never installs a SIGCHLD handler or reaps
  * children it did not start (libuv#154). Started with posix_spawn (vfork-based: safe in a
- * threaded program, exec failures reported to the caller).
+ * threaded program, exec failures reported to the caller). The child starts with no signal
+ * blocked (the loop's signal handlers block theirs in the parent) and with SIGPIPE and SIGXFSZ at
+ * their default action, like Python's restore_signals.
  */
 #ifndef CORIO_SUBPROCESS_H
 #define CORIO_SUBPROCESS_H
