@@ -5,8 +5,8 @@
  *
  * Players claim primes: `claim 1000000007` scores the number of digits (10) if the number is
  * prime and nobody claimed it first. Checking a claim is the expensive part (trial division, up
- * to about a second for an 18-digit prime). `say TEXT` chats with the others, `scores` shows the board,
- * `quit` leaves. Try it with `nc 127.0.0.1 PORT`.
+ * to about a second for an 18-digit prime). `say TEXT` chats with the others, `scores` shows
+ * the board, `quit` leaves. Try it with `nc 127.0.0.1 PORT`.
  *
  * The classic Python seed forks a process per client (socketserver.ForkingTCPServer), which makes
  * shared state and broadcasts hard. The asyncio shape keeps one task per client on one thread,
@@ -42,7 +42,7 @@
 #include <corio.h>
 
 #define MAX_CLAIM  1000000000000000000ULL /* 10^18: a prime this size takes ~1 s to check */
-#define LINE_LIMIT 1024                 /* a longer line disconnects the client */
+#define LINE_LIMIT 1024                   /* a longer line disconnects the client */
 #define NAME_MAX_  16
 #define SLOW_LIMIT (256 * 1024) /* a client this far behind on broadcasts is dropped */
 

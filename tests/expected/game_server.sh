@@ -48,7 +48,7 @@ for mode in inline pool; do
   # the server's log
   if [ "$mode" = pool ]; then
     expect_regex '^prime race on 127\.0\.0\.1:[0-9]+, claims checked in a process pool of 2 workers$'
-    expect_regex '^slow claim: alice got the ping first \([0-9.]+ s\)$'
+    expect_regex '^slow claim: alice got the ping first \(ping relayed after [0-9.]+ s, claim reply after [0-9.]+ s\)$'
     expect_count '^checked [0-9]+ for [a-z0-9]+ in [0-9.]+ s \(in a worker\): ' "$(grep -c '^checked ' "$OUT")"
   else
     expect_regex '^prime race on 127\.0\.0\.1:[0-9]+, claims checked inline on the loop thread$'
