@@ -169,3 +169,85 @@ Test(subprocess, large_output)
   finish(p);
   cr_assert_eq(corio_loop_close(loop), 0);
 }
+
+/* subprocess.h lets the user close a piped stream early: the process must then forget it, not
+ * close the freed stream again in communicate or corio_process_free (a use-after-free before). */
+Test(subprocess, user_closes_stdin_then_communicate_and_free)
+{
+  char *argv[] = {"cat", NULL};
+  corio_subprocess_opts o = {.stdin_mode = CORIO_STDIO_PIPE, .stdout_mode = CORIO_STDIO_PIPE};
+  corio_process *p;
+  corio_future *f;
+  const corio_bytes *b;
+  cr_assert_eq(corio_subprocess_exec(loop, argv, &o, &p), 0);
+  cr_assert_eq(corio_stream_write(corio_process_stdin(p), "abc\n", 4), 0);
+  f = corio_stream_close(corio_process_stdin(p)); /* flushes, then EOF for cat */
+  cr_assert_null(corio_process_stdin(p), "the process forgot the closed stream");
+  cr_assert_eq(corio_loop_run_until_complete(loop, f), 0);
+  corio_future_unref(f);
+  b = run_comm(p, NULL, &f);
+  cr_assert_eq(b->len, 4);
+  cr_assert_eq(memcmp(b->data, "abc\n", 4), 0);
+  cr_assert_eq(corio_process_returncode(p), 0);
+  corio_future_unref(f);
+  finish(p);
+  cr_assert_eq(corio_loop_close(loop), 0);
+}
+/* Closing stdout early: the child dies of SIGPIPE at its next write, as in a shell pipe, even
+ * when this process ignores SIGPIPE (the child gets the default action back). The child writes
+ * only once told to through stdin, after the close: closing a socketpair with unread data would
+ * give it ECONNRESET instead of EPIPE. */
+Test(subprocess, user_closes_stdout_child_gets_sigpipe)
+{
+  char *argv[] = {"sh", "-c", "echo one; read go; echo two; exit 7", NULL};
+  corio_subprocess_opts o = {.stdin_mode = CORIO_STDIO_PIPE, .stdout_mode = CORIO_STDIO_PIPE};
+  corio_process *p;
+  corio_future *f;
+  signal(SIGPIPE, SIG_IGN); /* as servers do */
+  cr_assert_eq(corio_subprocess_exec(loop, argv, &o, &p), 0);
+  f = corio_stream_readline(corio_process_stdout(p));
+  cr_assert_eq(corio_loop_run_until_complete(loop, f), 0);
+  cr_assert_eq(corio_future_bytes(f)->len, 4);
+  corio_future_unref(f);
+  f = corio_stream_close(corio_process_stdout(p));
+  cr_assert_null(corio_process_stdout(p));
+  cr_assert_eq(corio_loop_run_until_complete(loop, f), 0); /* the socket is closed now */
+  corio_future_unref(f);
+  f = corio_stream_write_all(corio_process_stdin(p), "go\n", 3);
+  cr_assert_eq(corio_loop_run_until_complete(loop, f), 0);
+  corio_future_unref(f);
+  f = corio_wait_for(corio_process_wait(p), 10.0);
+  cr_assert_eq(corio_loop_run_until_complete(loop, f), 0);
+  cr_assert_eq(corio_future_int(f), -SIGPIPE, "exit %lld", (long long)corio_future_int(f));
+  corio_future_unref(f);
+  finish(p);
+  cr_assert_eq(corio_loop_close(loop), 0);
+}
+
+static void ignore_signal(corio_loop *l, int signo, void *arg)
+{
+  (void)l;
+  (void)signo;
+  (void)arg;
+}
+
+/* The loop's signal handler blocks SIGTERM in this process (signalfd); the child must not
+ * inherit that mask, or SIGTERM would never stop it. */
+Test(subprocess, child_does_not_inherit_the_loops_blocked_signals)
+{
+  char *argv[] = {"sleep", "10", NULL};
+  corio_process *p;
+  corio_future *f;
+  cr_assert_eq(corio_add_signal_handler(loop, SIGTERM, ignore_signal, NULL), 0);
+  cr_assert_eq(corio_subprocess_exec(loop, argv, NULL, &p), 0);
+  cr_assert_eq(corio_process_kill(p, SIGTERM), 0);
+  f = corio_wait_for(corio_process_wait(p), 5.0);
+  cr_assert_eq(corio_loop_run_until_complete(loop, f), 0);
+  cr_assert_eq(corio_future_error(f), 0, "SIGTERM did not stop the child: %s",
+               corio_future_error_message(f));
+  cr_assert_eq(corio_future_int(f), -SIGTERM);
+  corio_future_unref(f);
+  finish(p);
+  cr_assert_eq(corio_remove_signal_handler(loop, SIGTERM), 0);
+  cr_assert_eq(corio_loop_close(loop), 0);
+}

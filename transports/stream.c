@@ -42,6 +42,7 @@ struct corio_stream {
   corio_future **drains;
   size_t ndrains, capdrains;
   corio_future *closed;
+  corio_stream **owner_slot; /* cleared by the user's close (see corio__stream_set_owner_slot) */
 };
 
 struct stream_server {
@@ -312,6 +313,8 @@ corio_future *corio_stream_close(corio_stream *s)
   f = corio_future_new(s->loop);
   if (!f) return NULL;
   s->user_closed = true;
+  if (s->owner_slot) *s->owner_slot = NULL; /* the owner must not close it a second time */
+  s->owner_slot = NULL;
   if (s->rd) read_finish(s, 0, CORIO_E_CLOSED);
   if (s->tr) {
     s->closed = corio_future_ref(f);
@@ -321,6 +324,11 @@ corio_future *corio_stream_close(corio_stream *s)
   }
   stream_release(s); /* the user's reference */
   return f;
+}
+
+void corio__stream_set_owner_slot(corio_stream *s, corio_stream **slot)
+{
+  s->owner_slot = slot;
 }
 
 corio_transport *corio_stream_transport(corio_stream *s)

@@ -65,6 +65,8 @@ int corio_subprocess_exec(corio_loop *loop, char *const argv[], const corio_subp
                           corio_process **out)
 {
   posix_spawn_file_actions_t fa;
+  posix_spawnattr_t attr;
+  sigset_t none, dfl;
   int parent[3] = {-1, -1, -1}, child[3] = {-1, -1, -1}, modes[3] = {0, 0, 0};
   corio_process *p = NULL;
   pid_t pid;
@@ -83,12 +85,25 @@ int corio_subprocess_exec(corio_loop *loop, char *const argv[], const corio_subp
   p->loop = loop;
   p->pidfd = -1;
   posix_spawn_file_actions_init(&fa);
+  /* The child starts with no signal blocked: the loop's signal handlers block their signals
+   * (signalfd), and a child inheriting that mask could not be stopped by SIGTERM or Ctrl-C. And
+   * SIGPIPE / SIGXFSZ go back to their default action, as Python's restore_signals does: a
+   * program ignores them for its own I/O, but `producer | head` needs producer to die of
+   * SIGPIPE. Other ignored signals stay ignored (nohup keeps working). */
+  posix_spawnattr_init(&attr);
+  sigemptyset(&none);
+  sigemptyset(&dfl);
+  sigaddset(&dfl, SIGPIPE);
+  sigaddset(&dfl, SIGXFSZ);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &dfl);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   for (i = 0; i < 3; i++) {
     rc = stdio_pair(modes[i], &parent[i], &child[i], i);
     if (rc < 0) goto fail;
     if (child[i] >= 0) posix_spawn_file_actions_adddup2(&fa, child[i], i); /* dup2 drops CLOEXEC */
   }
-  rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, opts && opts->envp ? opts->envp : environ);
+  rc = posix_spawnp(&pid, argv[0], &fa, &attr, argv, opts && opts->envp ? opts->envp : environ);
   if (rc) {
     rc = -rc;
     goto fail;
@@ -107,6 +122,9 @@ int corio_subprocess_exec(corio_loop *loop, char *const argv[], const corio_subp
     if (parent[i] >= 0) {
       p->io[i] = corio__stream_adopt(loop, parent[i]); /* closes the fd on failure */
       parent[i] = -1;
+      /* The user may close a stream (stdin, for EOF): p->io[i] then goes NULL, so that
+       * communicate and corio_process_free do not close (and touch) the freed stream again. */
+      if (p->io[i]) corio__stream_set_owner_slot(p->io[i], &p->io[i]);
     }
   }
   rc = corio__loop_watch(loop, p->pidfd, POLLIN, on_exit_ready, p, true);
@@ -116,6 +134,7 @@ int corio_subprocess_exec(corio_loop *loop, char *const argv[], const corio_subp
   }
   corio__loop_alive_add(loop, 1); /* a running child keeps the loop busy */
   posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
   *out = p;
   return 0;
 fail_running:
@@ -124,6 +143,7 @@ fail_running:
   for (i = 0; i < 3; i++)
     if (p->io[i]) corio_future_unref(corio_stream_close(p->io[i]));
   posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
   corio__free(p);
   return rc;
 fail:
@@ -132,6 +152,7 @@ fail:
     if (child[i] >= 0) close(child[i]);
   }
   posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
   corio__free(p);
   return rc;
 }
@@ -196,8 +217,7 @@ static corio_step comm_step(corio_task *t)
     if (c->input.len)
       CORIO_AWAIT(t, corio_stream_write_all(c->p->io[0], c->input.data, c->input.len));
     /* a write error (EPIPE: the child did not read) is not the caller's problem */
-    CORIO_AWAIT(t, corio_stream_close(c->p->io[0]));
-    c->p->io[0] = NULL;
+    CORIO_AWAIT(t, corio_stream_close(c->p->io[0])); /* sets io[0] to NULL */
   }
   while (c->p->io[1]) {
     CORIO_AWAIT_TRY(t, corio_stream_read(c->p->io[1], 65536));

@@ -40,6 +40,9 @@ void corio__pipe_write_prep(struct io_uring_sqe *sqe);
 corio_stream *corio__stream_adopt_kind(corio_loop *loop, int fd, int kind);
 /** A stream over a connected socket we already own (NULL on ENOMEM; the fd is then closed). */
 corio_stream *corio__stream_adopt(corio_loop *loop, int fd);
+/** Make corio_stream_close() set *@p slot to NULL: the owner's pointer to the stream (a
+ *  process's stdin/stdout/stderr) never outlives the user's close. */
+void corio__stream_set_owner_slot(corio_stream *s, corio_stream **slot);
 /** Close and free a deferred connect's transport that was never started. */
 void corio__transport_discard(corio_transport *tr);
 

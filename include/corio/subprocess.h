@@ -3,7 +3,9 @@
  * Subprocesses (asyncio.create_subprocess_exec): stdin/stdout/stderr as corio streams, the exit
  * awaited through a pidfd polled on the ring — corio never installs a SIGCHLD handler or reaps
  * children it did not start (libuv#154). Started with posix_spawn (vfork-based: safe in a
- * threaded program, exec failures reported to the caller).
+ * threaded program, exec failures reported to the caller). The child starts with no signal
+ * blocked (the loop's signal handlers block theirs in the parent) and with SIGPIPE and SIGXFSZ at
+ * their default action, like Python's restore_signals.
  */
 #ifndef CORIO_SUBPROCESS_H
 #define CORIO_SUBPROCESS_H
@@ -28,7 +30,9 @@ typedef struct corio_process corio_process;
 CORIO_EXTERN int corio_subprocess_exec(corio_loop *loop, char *const argv[],
                                        const corio_subprocess_opts *opts, corio_process **out);
 CORIO_EXTERN pid_t corio_process_pid(const corio_process *p);
-/** The piped streams (NULL when not piped). Close stdin to send EOF; the process owns them. */
+/** The piped streams (NULL when not piped, or once closed). The process owns them and closes
+ *  them in corio_process_free; you may close one earlier with corio_stream_close (stdin, to send
+ *  EOF; or stdout, to stop reading: the child then gets EPIPE), after which this returns NULL. */
 CORIO_EXTERN corio_stream *corio_process_stdin(corio_process *p);
 CORIO_EXTERN corio_stream *corio_process_stdout(corio_process *p);
 CORIO_EXTERN corio_stream *corio_process_stderr(corio_process *p);
