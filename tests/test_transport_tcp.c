@@ -305,6 +305,16 @@ static int raw_connect(uint16_t port)
   return s;
 }
 
+static int raw_connect_rcvbuf(uint16_t port, int rcvbuf)
+{
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  cr_assert_eq(setsockopt(s, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)), 0);
+  cr_assert_eq(connect(s, (struct sockaddr *)&a, sizeof(a)), 0);
+  return s;
+}
+
 Test(tcp, half_close)
 {
   corio_server *srv;
@@ -344,8 +354,12 @@ static void flood_made(corio_transport *tr, void *user)
 {
   static uint8_t chunk[65536];
   int i;
+  int small = 64 * 1024;
   (void)user;
   flood_tr = tr;
+  /* Small kernel buffers on both sides, so 4 MiB can never all leave the transport's buffer
+   * while the peer does not read (loopback autotuning would otherwise take megabytes). */
+  setsockopt(corio_transport_fd(tr), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
   corio_transport_set_write_buffer_limits(tr, 256 * 1024, 64 * 1024);
   for (i = 0; i < 64; i++) corio_transport_write(tr, chunk, sizeof(chunk)); /* 4 MiB */
 }
@@ -372,7 +386,7 @@ Test(tcp, flow_control_pause_resume)
   int s, i;
   paused = resumed = srv_lost = 0;
   cr_assert_eq(corio_server_listen_tcp(loop, "127.0.0.1", 0, &flood_proto, NULL, NULL, &srv), 0);
-  s = raw_connect(corio_server_port(srv));
+  s = raw_connect_rcvbuf(corio_server_port(srv), 64 * 1024);
   for (i = 0; i < 20; i++) corio_loop_run_once(loop, 0.01);
   cr_assert_eq(paused, 1);
   cr_assert_eq(resumed, 0);
