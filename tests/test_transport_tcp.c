@@ -7,6 +7,8 @@
 #include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include <liburing.h>
@@ -276,7 +278,7 @@ Test(tcp, bad_input)
   cr_assert_eq(corio_server_listen_tcp(loop, "not-an-ip", 0, &echo_proto, NULL, NULL, &srv),
                -EINVAL);
   cr_assert_eq(corio_server_listen_tcp(loop, "127.0.0.1", 0, NULL, NULL, NULL, &srv), -EINVAL);
-  cr_assert_eq(corio_server_listen_unix(loop, "", &echo_proto, NULL, NULL, &srv), -ENAMETOOLONG);
+  cr_assert_eq(corio_server_listen_unix(loop, "", &echo_proto, NULL, NULL, &srv), -EINVAL);
   f = corio_connect_tcp(loop, "example.invalid", 80, &cli_proto, NULL);
   cr_assert_eq(corio_future_error(f), -EINVAL);
   corio_future_unref(f);
@@ -502,6 +504,49 @@ Test(tcp, accept_survives_emfile)
   run_clients(&c, 1);
   close(s1);
   (void)s2;
+  close_server(srv);
+  cr_assert_eq(corio_loop_close(loop), 0);
+}
+
+/* Unix stream servers: a regular file at the path is never removed, a live server's socket is
+ * not taken over, a stale socket file is replaced; abstract names ("@name") work. */
+Test(tcp, unix_server_path_rules_and_abstract_names)
+{
+  corio_server *srv, *srv2;
+  struct client c = {.total = 5000};
+  corio_future *cf;
+  char path[64], abs_name[64];
+  FILE *f;
+  int fd;
+  struct sockaddr_un un;
+  socklen_t len;
+  snprintf(path, sizeof(path), "/tmp/corio-test-rules-%d.sock", (int)getpid());
+  /* a regular file: refused, and still there */
+  f = fopen(path, "w");
+  cr_assert_not_null(f);
+  fputs("precious", f);
+  fclose(f);
+  cr_assert_eq(corio_server_listen_unix(loop, path, &echo_proto, NULL, NULL, &srv), -EADDRINUSE);
+  cr_assert_eq(access(path, F_OK), 0, "a regular file was removed");
+  unlink(path);
+  /* a stale socket file (bound, then its socket closed): replaced */
+  fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  cr_assert_eq(corio_unix_sockaddr(path, &un, &len), 0);
+  cr_assert_eq(bind(fd, (struct sockaddr *)&un, len), 0);
+  close(fd);
+  cr_assert_eq(corio_server_listen_unix(loop, path, &echo_proto, NULL, NULL, &srv), 0);
+  /* a live server: not taken over */
+  cr_assert_eq(corio_server_listen_unix(loop, path, &echo_proto, NULL, NULL, &srv2), -EADDRINUSE);
+  close_server(srv);
+  unlink(path);
+  /* abstract namespace */
+  snprintf(abs_name, sizeof(abs_name), "@corio-test-abstract-%d", (int)getpid());
+  cr_assert_eq(corio_server_listen_unix(loop, abs_name, &echo_proto, NULL, NULL, &srv), 0);
+  cf = corio_connect_unix(loop, abs_name, &cli_proto, &c);
+  cr_assert_eq(corio_loop_run_until_complete(loop, cf), 0);
+  cr_assert_eq(corio_future_error(cf), 0);
+  corio_future_unref(cf);
+  run_clients(&c, 1);
   close_server(srv);
   cr_assert_eq(corio_loop_close(loop), 0);
 }

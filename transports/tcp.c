@@ -650,19 +650,6 @@ static int parse_addr(const char *host, uint16_t port, struct sockaddr_storage *
   return -EINVAL; /* not numeric: resolve it first (corio_getaddrinfo, later) */
 }
 
-static int unix_addr(const char *path, struct sockaddr_un *un, socklen_t *len)
-{
-  size_t n;
-  if (!path) return -EINVAL;
-  n = strlen(path);
-  if (n == 0 || n >= sizeof(un->sun_path)) return -ENAMETOOLONG;
-  memset(un, 0, sizeof(*un));
-  un->sun_family = AF_UNIX;
-  memcpy(un->sun_path, path, n);
-  *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
-  return 0;
-}
-
 /* ---------------- servers ---------------- */
 
 static void arm_accept(corio_server *srv)
@@ -816,13 +803,14 @@ int corio_server_listen_unix(corio_loop *loop, const char *path, const corio_pro
   int backlog = opts && opts->backlog > 0 ? opts->backlog : 4096;
   if (!loop || !out || !proto_ok(proto)) return -EINVAL;
   *out = NULL;
-  rc = unix_addr(path, &un, &len);
+  rc = corio_unix_sockaddr(path, &un, &len);
   if (rc < 0) return rc;
   fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
-  unlink(path); /* replace a stale socket file */
-  if (bind(fd, (struct sockaddr *)&un, len) < 0 || listen(fd, backlog) < 0) {
-    rc = -errno;
+  /* a stale socket file is replaced, never a live socket or another kind of file */
+  rc = corio__unix_bind(fd, SOCK_STREAM, path, &un, len);
+  if (rc < 0 || listen(fd, backlog) < 0) {
+    rc = rc < 0 ? rc : -errno;
     close(fd);
     return rc;
   }
@@ -1024,7 +1012,7 @@ corio_future *corio_connect_unix(corio_loop *loop, const char *path, const corio
   socklen_t len;
   int rc;
   if (!loop || !proto_ok(proto)) return corio__future_failed(loop, -EINVAL);
-  rc = unix_addr(path, (struct sockaddr_un *)&ss, &len);
+  rc = corio_unix_sockaddr(path, (struct sockaddr_un *)&ss, &len);
   if (rc < 0) return corio__future_failed(loop, rc);
   return corio__connect_addr(loop, &ss, len, proto, user, false);
 }

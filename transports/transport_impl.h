@@ -46,4 +46,10 @@ void corio__stream_set_owner_slot(corio_stream *s, corio_stream **slot);
 /** Close and free a deferred connect's transport that was never started. */
 void corio__transport_discard(corio_transport *tr);
 
+/* Bind a Unix socket of @p type to @p un (from corio_unix_sockaddr): a socket file left behind
+ * by an endpoint that is gone (a connect to it is refused) is replaced; a live socket, or a file
+ * that is not a socket, is not (-EADDRINUSE). transports/udp.c. */
+int corio__unix_bind(int fd, int type, const char *path, const struct sockaddr_un *un,
+                     socklen_t len);
+
 #endif

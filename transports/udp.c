@@ -465,7 +465,8 @@ int corio_unix_sockaddr_path(const struct sockaddr *sa, socklen_t salen, char *b
 
 /* Bind @p fd to @p un. A socket file left behind by an endpoint that is gone (connecting to it is
  * refused) is replaced; a live socket, or a file that is not a socket, is not (-EADDRINUSE). */
-static int bind_unix(int fd, const char *path, const struct sockaddr_un *un, socklen_t len)
+int corio__unix_bind(int fd, int type, const char *path, const struct sockaddr_un *un,
+                     socklen_t len)
 {
   struct stat st;
   int probe, rc;
@@ -473,7 +474,7 @@ static int bind_unix(int fd, const char *path, const struct sockaddr_un *un, soc
   rc = -errno;
   if (rc != -EADDRINUSE || path[0] == '@') return rc;
   if (lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode)) return rc;
-  probe = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  probe = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
   if (probe < 0) return rc;
   if (connect(probe, (const struct sockaddr *)un, len) == 0 || errno != ECONNREFUSED) {
     close(probe);
@@ -517,7 +518,7 @@ int corio_datagram_open_unix(corio_loop *loop, const char *local_path, const cha
     goto fail;
   }
   if (local_path) {
-    rc = bind_unix(d->fd, local_path, &local, llen);
+    rc = corio__unix_bind(d->fd, SOCK_DGRAM, local_path, &local, llen);
     if (rc < 0) goto fail;
     if (local_path[0] != '@') {
       d->path = corio__malloc(strlen(local_path) + 1);
