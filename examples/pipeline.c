@@ -57,8 +57,6 @@ static corio_step pump_step(corio_task *t)
 {
   struct pump *u = corio_container_of(t, struct pump, task);
   const corio_bytes *b;
-  corio_transport *tr;
-
   CORIO_BEGIN(t);
   u->src = u->from->p ? corio_process_stdout(u->from->p) : NULL;
   u->dst = u->to && u->to->p ? corio_process_stdin(u->to->p) : NULL;
@@ -77,17 +75,9 @@ static corio_step pump_step(corio_task *t)
     if (corio_future_error(corio_awaited(t)) < 0) u->broken = 1; /* EPIPE, ECONNRESET */
   }
   if (u->src && u->broken) {
-    /* The reader is gone: make the writer's next write fail with EPIPE (SIGPIPE), then let
-     * what it had already written drain away. The stream stays open until the process is
-     * freed, so the writer never sees ECONNRESET. */
-    tr = corio_stream_transport(u->src);
-    if (tr) shutdown(corio_transport_fd(tr), SHUT_RD);
-    for (;;) {
-      CORIO_AWAIT_TRY(t, corio_stream_read(u->src, 65536));
-      b = corio_future_bytes(corio_awaited(t));
-      if (b->len == 0) break;
-      u->from->bytes += b->len;
-    }
+    /* The reader is gone: close our read end of the writer's stdout pipe, so that its next
+     * write fails with EPIPE (it dies of SIGPIPE, as in a shell). */
+    CORIO_AWAIT(t, corio_stream_close(u->src));
   }
   CORIO_FINALLY(t);
   /* EOF for the next command (its process forgets the closed stream) */

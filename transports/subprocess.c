@@ -1,5 +1,5 @@
 /*
- * Subprocesses: posix_spawn + socketpairs for stdio + a pidfd watched on the ring.
+ * Subprocesses: posix_spawn + pipes for stdio + a pidfd watched on the ring.
  *
  * The pidfd becomes readable when the child exits; waitid(P_PIDFD) then reaps exactly that child,
  * so corio never touches SIGCHLD or other children (libuv#154), and a signal sent through the
@@ -48,12 +48,10 @@ static int stdio_pair(int mode, int *parent, int *child, int target)
   int sv[2];
   *parent = *child = -1;
   if (mode == CORIO_STDIO_PIPE) {
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return -errno;
-    *parent = sv[0];
-    *child = sv[1];
-    /* a half-closed pair must read as EOF on the child's side: shut the unused direction */
-    shutdown(sv[0], target == 0 ? SHUT_RD : SHUT_WR);
-    shutdown(sv[1], target == 0 ? SHUT_WR : SHUT_RD);
+    /* A real pipe, as a shell gives: a child writing to a reader that is gone gets SIGPIPE. */
+    if (pipe2(sv, O_CLOEXEC) < 0) return -errno;
+    *parent = target == 0 ? sv[1] : sv[0];
+    *child = target == 0 ? sv[0] : sv[1];
   } else if (mode == CORIO_STDIO_DEVNULL) {
     *child = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (*child < 0) return -errno;
@@ -120,7 +118,9 @@ int corio_subprocess_exec(corio_loop *loop, char *const argv[], const corio_subp
     if (child[i] >= 0) close(child[i]);
     child[i] = -1;
     if (parent[i] >= 0) {
-      p->io[i] = corio__stream_adopt(loop, parent[i]); /* closes the fd on failure */
+      p->io[i] =
+          corio__stream_adopt_kind(loop, parent[i], i == 0 ? CORIO__TR_PIPE_W : CORIO__TR_PIPE_R);
+      if (!p->io[i]) close(parent[i]); /* ENOMEM: that stream is simply absent */
       parent[i] = -1;
       /* The user may close a stream (stdin, for EOF): p->io[i] then goes NULL, so that
        * communicate and corio_process_free do not close (and touch) the freed stream again. */
