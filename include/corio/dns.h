@@ -2,8 +2,12 @@
  * @file dns.h
  * Asynchronous DNS through c-ares, driven by the loop: the resolver's sockets are watched on the
  * ring and its timeouts are loop timers, so lookups never wait behind executor jobs (unlike
- * asyncio's getaddrinfo, cpython gh-112169). /etc/hosts is honoured; numeric hosts resolve at
- * once. Cancelling a lookup's future cancels that lookup only.
+ * asyncio's getaddrinfo, cpython gh-112169). /etc/hosts is honoured, in the order the system
+ * configures (nsswitch.conf "hosts: files dns"): it is read once and re-read when it changes
+ * (checked at most once a second), and names found there, numeric hosts and "localhost" resolve
+ * at once without a query. Answers of two addresses or more are in RFC 6724 order (reachable
+ * addresses first, IPv6 before IPv4 when both work). Cancelling a lookup's future cancels that
+ * lookup only.
  */
 #ifndef CORIO_DNS_H
 #define CORIO_DNS_H
@@ -22,9 +26,10 @@ typedef struct corio_addrinfo {
 
 /** Resolver options for a loop; zero-initialise. */
 typedef struct corio_resolver_opts {
-  const char *servers; /**< "127.0.0.1:5353,[::1]:53" (NULL: /etc/resolv.conf) */
-  double timeout_s;    /**< first try's timeout (0: c-ares' default, 2 s) */
-  int tries;           /**< attempts per server (0: default, 3) */
+  const char *servers;    /**< "127.0.0.1:5353,[::1]:53" (NULL: /etc/resolv.conf) */
+  double timeout_s;       /**< first try's timeout (0: c-ares' default, 2 s) */
+  int tries;              /**< attempts per server (0: default, 3) */
+  const char *hosts_file; /**< hosts file to honour (NULL: /etc/hosts; "": none) */
 } corio_resolver_opts;
 
 /** (Re)configure the loop's resolver. Fails with -EBUSY while lookups are pending. */
