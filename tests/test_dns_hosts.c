@@ -9,9 +9,12 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <corio.h>
+#include <corio/future.h>
 
 static corio_loop *loop;
 static pid_t dnsmasq_pid;
@@ -104,10 +107,15 @@ static void need_dnsmasq(void)
   if (dnsmasq_pid <= 0) cr_skip_test("dnsmasq (dnsmasq-base) not installed");
 }
 
+static void drain_loop(corio_loop *l)
+{
+  while (corio_loop_run_once(l, 0.01) > 0) {
+  }
+}
+
 static void drain(void)
 {
-  while (corio_loop_run_once(loop, 0.01) > 0) {
-  }
+  drain_loop(loop);
 }
 
 static const char *addr_str(const corio_addrinfo *a, char *buf, size_t n)
@@ -230,6 +238,8 @@ Test(dns_hosts, names_absent_from_the_file_go_to_dnsmasq)
 Test(dns_hosts, an_edited_file_is_read_again)
 {
   char buf[256];
+  struct stat st;
+  struct timespec times[2];
   need_dnsmasq();
   write_hosts("127.0.0.5 chg.corio.test\n");
   configure(false, hosts_path);
@@ -251,6 +261,15 @@ Test(dns_hosts, an_edited_file_is_read_again)
   write_hosts("127.0.0.9 chg.corio.test\n");
   usleep(1100000);
   cr_assert_str_eq(answer("chg.corio.test", NULL, AF_INET, buf, sizeof(buf)), "127.0.0.9");
+  /* rewritten with the same size, inode and mtime, as on a file system whose timestamps are
+   * coarser than the time between two writes: a file younger than 2 s is read again anyway */
+  cr_assert_eq(stat(hosts_path, &st), 0);
+  write_hosts("127.0.0.4 chg.corio.test\n");
+  times[0] = st.st_atim;
+  times[1] = st.st_mtim;
+  cr_assert_eq(utimensat(AT_FDCWD, hosts_path, times, 0), 0);
+  usleep(1100000);
+  cr_assert_str_eq(answer("chg.corio.test", NULL, AF_INET, buf, sizeof(buf)), "127.0.0.4");
   drain();
   cr_assert_eq(corio_loop_close(loop), 0);
 }
@@ -391,5 +410,135 @@ Test(dns_hosts, null_host_and_bad_family)
   corio_future_unref(f);
   cr_assert_str_eq(answer("alpha", NULL, AF_UNIX, buf, sizeof(buf)), "EAFNOSUPPORT");
   drain();
+  cr_assert_eq(corio_loop_close(loop), 0);
+}
+
+/* ---- allocation failures: every allocation of a hosts-file lookup made to fail in turn ---- */
+
+static struct {
+  long count, fail_at, live, failed;
+} A;
+static bool should_fail(void)
+{
+  if (++A.count != A.fail_at) return false;
+  A.failed++;
+  return true;
+}
+static void *t_malloc(size_t n, void *ctx)
+{
+  void *p;
+  (void)ctx;
+  if (should_fail()) return NULL;
+  p = malloc(n);
+  if (p) A.live++;
+  return p;
+}
+static void *t_realloc(void *p, size_t n, void *ctx)
+{
+  void *q;
+  (void)ctx;
+  if (should_fail()) return NULL;
+  q = realloc(p, n);
+  if (q && !p) A.live++;
+  return q;
+}
+static void t_free(void *p, void *ctx)
+{
+  (void)ctx;
+  if (p) A.live--;
+  free(p);
+}
+static const corio_allocator counting = {t_malloc, t_realloc, t_free, NULL};
+
+/* 0 if everything succeeded, -ENOMEM if something failed cleanly; asserts anything else. */
+static int scenario_hosts(long n)
+{
+  corio_resolver_opts o = {0};
+  struct addrinfo h = {.ai_family = AF_UNSPEC};
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(80)};
+  const char *names[] = {"multi", "alpha", "localhost"};
+  corio_loop *l;
+  corio_future *f;
+  char servers[64], buf[64];
+  int rc, err, result = 0;
+  size_t i;
+  rc = corio_loop_new(&l, NULL);
+  if (rc < 0) {
+    cr_assert_eq(rc, -ENOMEM, "N=%ld: corio_loop_new: %s", n, corio_strerror(rc));
+    return rc;
+  }
+  snprintf(servers, sizeof(servers), "127.0.0.1:%d", silent_port);
+  o.servers = servers;
+  o.timeout_s = 0.2;
+  o.tries = 1;
+  o.hosts_file = hosts_path;
+  rc = corio_resolver_configure(l, &o);
+  if (rc < 0) {
+    cr_assert_eq(rc, -ENOMEM, "N=%ld: configure: %s", n, corio_strerror(rc));
+    result = rc;
+    goto out;
+  }
+  for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+    f = corio_getaddrinfo(l, names[i], "80", &h);
+    if (!f) {
+      result = -ENOMEM;
+      continue;
+    }
+    cr_assert(corio_future_done(f), "N=%ld: %s answered at once", n, names[i]);
+    err = corio_future_error(f);
+    if (err) {
+      cr_assert_eq(err, -ENOMEM, "N=%ld: %s: %s", n, names[i], corio_err_name(err));
+      result = err;
+    } else {
+      cr_assert_not_null(corio_future_ptr(f));
+      if (i == 0)
+        cr_assert_str_eq(addr_str(corio_future_ptr(f), buf, sizeof(buf)), "::1", "N=%ld", n);
+    }
+    corio_future_unref(f);
+  }
+  sa.sin_addr.s_addr = htonl(0x7f000005);
+  f = corio_getnameinfo(l, (struct sockaddr *)&sa, sizeof(sa), 0);
+  if (!f) {
+    result = -ENOMEM;
+  } else {
+    cr_assert(corio_future_done(f), "N=%ld: getnameinfo answered at once", n);
+    err = corio_future_error(f);
+    if (err) {
+      cr_assert_eq(err, -ENOMEM, "N=%ld: getnameinfo: %s", n, corio_err_name(err));
+      result = err;
+    } else {
+      cr_assert_str_eq((const char *)corio_future_bytes(f)->data, "alpha", "N=%ld", n);
+    }
+    corio_future_unref(f);
+  }
+out:
+  drain_loop(l);
+  cr_assert_eq(corio_loop_close(l), 0, "N=%ld: the loop is not idle", n);
+  return result;
+}
+
+Test(dns_hosts, allocation_failures_are_clean_errors)
+{
+  long k, nfail;
+  int rc, failed = 0;
+  if (!have_ipv6_loopback()) cr_skip_test("no IPv6 loopback: the expected order differs");
+  write_hosts("127.0.0.5 alpha\n198.51.100.7 multi\n127.0.0.1 multi\n::1 multi\n");
+  A.count = A.fail_at = A.live = A.failed = 0;
+  corio_set_allocator(&counting);
+  rc = scenario_hosts(0);
+  corio_set_allocator(NULL);
+  cr_assert_eq(rc, 0, "the scenario must succeed without failures");
+  cr_assert_eq(A.live, 0, "leak without any failure: %ld blocks", A.live);
+  k = A.count;
+  for (nfail = 1; nfail <= k + 2; nfail++) {
+    A.count = A.live = A.failed = 0;
+    A.fail_at = nfail;
+    corio_set_allocator(&counting);
+    rc = scenario_hosts(nfail);
+    corio_set_allocator(NULL);
+    cr_assert_eq(A.live, 0, "N=%ld: %ld blocks leaked", nfail, A.live);
+    if (rc) failed++;
+  }
+  cr_assert_gt(failed, 0, "no injected failure was reported");
   cr_assert_eq(corio_loop_close(loop), 0);
 }

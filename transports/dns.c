@@ -281,26 +281,34 @@ nomem:
   return -ENOMEM;
 }
 
-static void hosts_load(struct hosts *h)
+/* Read the file into the table. An unreadable or missing file is an empty one, as for c-ares
+ * (and it is tried again at the next check). Returns 0, or -ENOMEM (the table is then empty). */
+static int hosts_load(struct hosts *h)
 {
   struct stat st;
   struct timespec now;
   char *text = NULL, *grown;
   size_t len = 0, cap;
   ssize_t got;
-  int fd = open(h->path, O_RDONLY | O_CLOEXEC);
-  hosts_clear(h); /* an unreadable file is an empty one, as for c-ares (and retried) */
-  if (fd < 0) return;
+  int rc = 0, fd = open(h->path, O_RDONLY | O_CLOEXEC);
+  hosts_clear(h);
+  if (fd < 0) return 0;
   if (fstat(fd, &st) != 0 || (uint64_t)st.st_size > HOSTS_MAX_BYTES) goto done;
   cap = (size_t)st.st_size + 1;
   text = corio__malloc(cap + 1);
-  if (!text) goto done;
+  if (!text) {
+    rc = -ENOMEM;
+    goto done;
+  }
   for (;;) { /* read to EOF: the file may grow while it is read */
     if (len == cap) {
       if (cap >= HOSTS_MAX_BYTES) goto done;
       cap *= 2;
       grown = corio__realloc(text, cap + 1);
-      if (!grown) goto done;
+      if (!grown) {
+        rc = -ENOMEM;
+        goto done;
+      }
       text = grown;
     }
     got = read(fd, text + len, cap - len);
@@ -310,7 +318,8 @@ static void hosts_load(struct hosts *h)
     len += (size_t)got;
   }
   text[len] = 0;
-  if (hosts_parse(h, text, len) < 0) goto done;
+  rc = hosts_parse(h, text, len);
+  if (rc < 0) goto done;
   h->dev = st.st_dev;
   h->ino = st.st_ino;
   h->size = st.st_size;
@@ -324,26 +333,31 @@ static void hosts_load(struct hosts *h)
 done:
   corio__free(text);
   close(fd);
+  return rc;
 }
 
-/* Make the table current: at most one stat(2) per HOSTS_RECHECK_S. */
-static void hosts_refresh(struct hosts *h, corio_loop *loop)
+/* Make the table current: at most one stat(2) per HOSTS_RECHECK_S. Returns 0 or -ENOMEM (then
+ * the next lookup tries again: names must not silently go to DNS because memory was short). */
+static int hosts_refresh(struct hosts *h, corio_loop *loop)
 {
   struct stat st;
   double now;
-  if (!h->path) return;
+  int rc;
+  if (!h->path) return 0;
   now = corio_loop_time(loop);
-  if (h->checked >= 0 && now - h->checked < HOSTS_RECHECK_S) return;
+  if (h->checked >= 0 && now - h->checked < HOSTS_RECHECK_S) return 0;
   h->checked = now;
   if (stat(h->path, &st) != 0) {
     hosts_clear(h);
-    return;
+    return 0;
   }
   if (h->loaded && !h->racy && st.st_dev == h->dev && st.st_ino == h->ino &&
       st.st_size == h->size && st.st_mtim.tv_sec == h->mtime.tv_sec &&
       st.st_mtim.tv_nsec == h->mtime.tv_nsec)
-    return;
-  hosts_load(h);
+    return 0;
+  rc = hosts_load(h);
+  if (rc < 0) h->checked = -1;
+  return rc;
 }
 
 static void hosts_set_path(struct hosts *h, const char *path, int *err)
@@ -597,7 +611,7 @@ static int hosts_lookup(struct resolver *r, const char *name, int family, uint16
   size_t len = strlen(name), lo = 0, hi, mid, i;
   uint32_t last_line = 0;
   if (use_file && h->path && len < sizeof(key)) {
-    hosts_refresh(h, r->loop);
+    if (hosts_refresh(h, r->loop) < 0) return -ENOMEM;
     for (i = 0; i <= len; i++) key[i] = lower(name[i]);
     hi = h->n;
     while (lo < hi) { /* first record whose name is >= key */
@@ -632,8 +646,8 @@ nomem:
   return -ENOMEM;
 }
 
-/* The canonical name of the first hosts line with @p sa's address, or NULL. */
-static const char *hosts_reverse(struct resolver *r, const struct sockaddr *sa)
+/* The canonical name of the first hosts line with @p sa's address, or NULL (*err: -ENOMEM). */
+static const char *hosts_reverse(struct resolver *r, const struct sockaddr *sa, int *err)
 {
   struct hosts *h = &r->hosts;
   const struct hosts_rec *rec;
@@ -641,7 +655,8 @@ static const char *hosts_reverse(struct resolver *r, const struct sockaddr *sa)
   size_t lo = 0, hi, mid, alen;
   int family = sa->sa_family, c;
   if (!h->path) return NULL;
-  hosts_refresh(h, r->loop);
+  *err = hosts_refresh(h, r->loop);
+  if (*err < 0) return NULL;
   if (family == AF_INET) {
     addr = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
     alen = 4;
@@ -1129,10 +1144,15 @@ static void gni_cb(void *arg, int status, int timeouts, char *node, char *servic
   const struct sockaddr *sa = (const struct sockaddr *)&q->sa;
   const char *canon;
   char num[NI_MAXHOST], serv[NI_MAXSERV];
+  int err = 0;
   (void)timeouts;
   if (!req_finish(q)) goto done;
   if (q->hosts_fallback && status == ARES_ENOTFOUND) { /* order "bf": DNS had no PTR */
-    canon = hosts_reverse(q->r, sa);
+    canon = hosts_reverse(q->r, sa, &err);
+    if (err < 0) {
+      corio_future_set_error(&q->fut, err);
+      goto done;
+    }
     if (canon) {
       set_hosts_nameinfo(&q->fut, canon, sa, q->ni_flags);
       goto done;
@@ -1183,7 +1203,8 @@ corio_future *corio_getnameinfo(corio_loop *loop, const struct sockaddr *sa, soc
   if (inet && !(flags & NI_NUMERICHOST)) {
     for (o = r->order; *o; o++) {
       if (*o == 'f') {
-        canon = hosts_reverse(r, sa);
+        canon = hosts_reverse(r, sa, &err);
+        if (err < 0) return corio__future_failed(loop, err);
         if (!canon) continue;
         f = corio_future_new(loop);
         if (f) set_hosts_nameinfo(f, canon, sa, flags);
