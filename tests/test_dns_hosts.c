@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -409,6 +410,31 @@ Test(dns_hosts, null_host_and_bad_family)
   cr_assert_str_eq(addr_str(a->next, buf, sizeof(buf)), "0.0.0.0");
   corio_future_unref(f);
   cr_assert_str_eq(answer("alpha", NULL, AF_UNIX, buf, sizeof(buf)), "EAFNOSUPPORT");
+  drain();
+  cr_assert_eq(corio_loop_close(loop), 0);
+}
+
+/* Without hosts_file the table is /etc/hosts, the file c-ares reads: a name from it (other than
+ * localhost, which has its own default) resolves without a query. */
+Test(dns_hosts, the_system_hosts_file_is_the_default)
+{
+  char line[512], name[256], addr[64], want[64], buf[256];
+  unsigned char bin[16];
+  FILE *f = fopen("/etc/hosts", "r");
+  bool found = false;
+  if (!f) cr_skip_test("no /etc/hosts");
+  while (!found && fgets(line, sizeof(line), f)) {
+    if (strchr(line, '#')) *strchr(line, '#') = 0;
+    if (sscanf(line, "%63s %255s", addr, name) != 2) continue;
+    if (inet_pton(AF_INET, addr, bin) != 1 || !strcasecmp(name, "localhost")) continue;
+    snprintf(want, sizeof(want), "%s", addr);
+    found = true;
+  }
+  fclose(f);
+  if (!found) cr_skip_test("/etc/hosts names no IPv4 host but localhost");
+  configure(true, NULL); /* the silent server: a query would time out */
+  answer(name, NULL, AF_INET, buf, sizeof(buf));
+  cr_assert_eq(strncmp(buf, want, strlen(want)), 0, "%s: %s, want %s first", name, buf, want);
   drain();
   cr_assert_eq(corio_loop_close(loop), 0);
 }
