@@ -31,6 +31,8 @@
  *    address needs no order: glibc's getaddrinfo does not sort it either.
  *  - The service is turned into a port here (numeric first, /etc/services only for a name), so
  *    a numeric port, as corio_connect passes, no longer makes c-ares scan /etc/services.
+ * One difference remains: c-ares applies $HOSTALIASES to a dotless name before reading the hosts
+ * file; corio's table is searched with the name as given (DNS lookups still get the alias).
  */
 #include <ares.h>
 #include <arpa/inet.h>

@@ -37,14 +37,18 @@ CORIO_EXTERN int corio_resolver_configure(corio_loop *loop, const corio_resolver
 
 /**
  * Resolve @p host (and @p service, may be NULL) like getaddrinfo(3); @p hints may be NULL
- * (any family, SOCK_STREAM). Done with a `const corio_addrinfo *` list as pointer value (freed
+ * (any family, SOCK_STREAM). A NULL @p host is the loopback address (the wildcard with
+ * AI_PASSIVE), IPv6 first. Done with a `const corio_addrinfo *` list as pointer value (freed
  * with the future), or an error: CORIO_E_DNS_NOTFOUND, CORIO_E_DNS_TIMEOUT, ... with the
- * resolver's text in corio_future_error_message().
+ * resolver's text in corio_future_error_message(); -EAFNOSUPPORT for a family other than
+ * AF_UNSPEC, AF_INET, AF_INET6. Address literals, hosts-file names and "localhost" come back
+ * already done. Of the hints' flags, AI_PASSIVE, AI_NUMERICHOST and AI_NUMERICSERV are honoured.
  */
 CORIO_EXTERN corio_future *corio_getaddrinfo(corio_loop *loop, const char *host,
                                              const char *service, const struct addrinfo *hints);
 
-/** Reverse lookup: done with bytes "host\0service\0" (both NUL-terminated), like getnameinfo. */
+/** Reverse lookup: done with bytes "host\0service\0" (both NUL-terminated), like getnameinfo.
+ *  An address in the hosts file gets the canonical name of its first line, without a query. */
 CORIO_EXTERN corio_future *corio_getnameinfo(corio_loop *loop, const struct sockaddr *sa,
                                              socklen_t salen, int flags);
 
