@@ -1036,12 +1036,12 @@ corio_future *corio_getaddrinfo(corio_loop *loop, const char *host, const char *
   if (is_localhost(host)) {
     found = hosts_lookup(r, host, family, (uint16_t)port, socktype, protocol,
                          strchr(r->order, 'f') != NULL, &list);
-    return found < 0 ? NULL : done_list(loop, list);
+    return found < 0 ? corio__future_failed(loop, found) : done_list(loop, list);
   }
   for (o = r->order; *o; o++) {
     if (*o == 'f') {
       found = hosts_lookup(r, host, family, (uint16_t)port, socktype, protocol, true, &list);
-      if (found < 0) return NULL;
+      if (found < 0) return corio__future_failed(loop, found); /* NULL if even that fails */
       if (found) return done_list(loop, list);
       continue;
     }
