@@ -171,32 +171,42 @@ echo "DNS lookups/s, $LOOKUPS unique names (A records), $INFLIGHT in flight, dns
 echo
 $PY - "$out" "$INFLIGHT" <<'PYEOF'
 import re, statistics, sys
-res = {}
+res = {}  # (name, impl) -> values in run order
 for line in open(sys.argv[1]):
     m = re.match(r"RESULT name=(\S+) impl=(\S+) value=(\S+) unit=(\S+)", line)
     if m:
-        res.setdefault(m[2], []).append(float(m[3]))
-med = {k: statistics.median(v) for k, v in res.items()}
+        res.setdefault((m[1], m[2]), []).append(float(m[3]))
 
-def cell(impl):
-    v = res.get(impl)
-    return "n/a" if not v else f"{med[impl] / 1e3:.1f}k [{min(v) / 1e3:.1f}k-{max(v) / 1e3:.1f}k]"
+def cell(name, impl, scale, fmt):
+    v = res.get((name, impl))
+    if not v:
+        return "n/a"
+    med = statistics.median(v)
+    return f"{fmt.format(med / scale)} [{fmt.format(min(v) / scale)}-{fmt.format(max(v) / scale)}]"
 
-def ratio(a, b):
+def ratio(name, a, b, invert=False):
     """Median [min-max] of the ratios of runs made side by side (run i of each): on a shared
-    machine the load drifts between repeats more than between adjacent runs."""
-    if a not in res or b not in res:
+    machine the load drifts between repeats more than between adjacent runs. With invert, b/a
+    (how many times less CPU a needs)."""
+    if (name, a) not in res or (name, b) not in res:
         return None, "n/a"
-    rs = [x / y for x, y in zip(res[a], res[b])]
+    rs = [(y / x if invert else x / y) for x, y in zip(res[(name, a)], res[(name, b)])]
     return statistics.median(rs), f"{statistics.median(rs):.2f}x [{min(rs):.2f}-{max(rs):.2f}]"
 
-print(f"| lookups/s | corio_getaddrinfo (c-ares) | uv_getaddrinfo, 4 threads (default) | "
-      f"uv_getaddrinfo, {sys.argv[2]} threads | corio/libuv | corio/libuv {sys.argv[2]} threads |")
+n = sys.argv[2]
+print(f"| 127.0.0.1:53 dnsmasq | corio_getaddrinfo (c-ares) | uv_getaddrinfo, 4 threads (default) | "
+      f"uv_getaddrinfo, {n} threads | corio/libuv | corio/libuv {n} threads |")
 print("|---|---|---|---|---|---|")
-print(f"| 127.0.0.1:53 dnsmasq | {cell('corio')} | {cell('libuv')} | {cell('libuv_pool')} | "
-      f"{ratio('corio', 'libuv')[1]} | {ratio('corio', 'libuv_pool')[1]} |")
+L = "dns_lookups"
+print(f"| lookups/s | {cell(L, 'corio', 1e3, '{:.1f}k')} | {cell(L, 'libuv', 1e3, '{:.1f}k')} | "
+      f"{cell(L, 'libuv_pool', 1e3, '{:.1f}k')} | {ratio(L, 'corio', 'libuv')[1]} | "
+      f"{ratio(L, 'corio', 'libuv_pool')[1]} |")
+C = "dns_cpu"
+print(f"| client CPU per lookup (user+sys) | {cell(C, 'corio', 1, '{:.2f} us')} | "
+      f"{cell(C, 'libuv', 1, '{:.2f} us')} | {cell(C, 'libuv_pool', 1, '{:.2f} us')} | "
+      f"{ratio(C, 'corio', 'libuv', True)[1]} less | {ratio(C, 'corio', 'libuv_pool', True)[1]} less |")
 print()
-r, text = ratio("corio", "libuv")
+r, text = ratio(L, "corio", "libuv")
 print("Target (median of the paired ratios):")
 print(f"- [{'n/a ' if r is None else ('PASS' if r >= 2 else 'MISS')}] corio >= 2x libuv lookups/s: {text}")
 PYEOF
