@@ -78,7 +78,9 @@ typedef struct pp_worker {
   int kill_reason;
   pid_t pid;
   unsigned tasks;
-  corio_job *job;           /* W_BUSY: the job it runs */
+  corio__list jobs;         /* W_BUSY: the jobs sent, in order (through job->node); the first
+                               is the one running, the others wait in the worker (a chunk) */
+  corio_job *cancel_job;    /* the job whose cancel killed the worker (KILL_CANCEL) */
   corio__pp_window win_in;  /* inputs we write (used under the pool mutex) */
   corio__pp_window win_out; /* results it writes (used by the manager only) */
 } pp_worker;
@@ -95,6 +97,7 @@ typedef struct pp_pool {
   unsigned nslots, nspawning; /* occupied slots, of which spawning */
   corio__list dying;          /* retired workers waiting for their exit report */
   corio__buf ctl_out;         /* control messages the socket could not take yet */
+  uint8_t *txbuf;             /* a CHUNK message being built (msg_max bytes, under the mutex) */
   int ctl, evfd;
   pid_t server;
   pthread_t manager;
@@ -175,6 +178,40 @@ static corio_job *queue_pop_locked(pp_pool *p)
   corio__list_remove(n);
   p->nqueued--;
   return corio_container_of(n, corio_job, node);
+}
+
+/* The job a busy worker runs (the first of those sent to it), or NULL. */
+static corio_job *running_job(pp_worker *w)
+{
+  return corio__list_empty(&w->jobs) ? NULL : corio_container_of(w->jobs.next, corio_job, node);
+}
+
+/* Put the jobs of @p l back at the head of the queue, in their order: they never ran. */
+static void requeue_locked(pp_pool *p, corio__list *l)
+{
+  corio__list *anchor = p->queue.next, *n;
+  corio_job *job;
+  while (!corio__list_empty(l)) {
+    n = l->next;
+    corio__list_remove(n);
+    job = corio_container_of(n, corio_job, node);
+    job->qstate = J_QUEUED;
+    corio__list_insert_tail(anchor, n);
+    p->nqueued++;
+  }
+}
+
+/* Fail the jobs of @p l (none of them started) with @p err and @p msg. */
+static void fail_list_locked(corio__list *l, corio__list *done, int err, const char *msg)
+{
+  corio_job *job;
+  while (!corio__list_empty(l)) {
+    job = corio_container_of(l->next, corio_job, node);
+    corio__list_remove(&job->node);
+    job_close_memfd(job);
+    corio_job_fail(job, err, "%s", msg);
+    job_done_locked(job, done);
+  }
 }
 
 static void fail_queue_locked(pp_pool *p, corio__list *done, int err, const char *msg)
@@ -264,6 +301,89 @@ static int send_job(pp_pool *p, pp_worker *w, corio_job *job, int winfd)
   return corio__pp_send(w->sock, &m, sizeof(m), payload, payload ? m.len : 0, fd, 0);
 }
 
+static size_t chunk_align(size_t off)
+{
+  return (off + CORIO__PP_CHUNK_ALIGN - 1) & ~(size_t)(CORIO__PP_CHUNK_ALIGN - 1);
+}
+
+/* Whether @p job can travel inside a CHUNK message: its input inline, and the same function and
+ * argument as the chunk's first job (map's jobs always are). */
+static bool chunkable(const pp_pool *p, const corio_job *job, const corio_job *first)
+{
+  return job->chunk && job->chunk == first->chunk && job->fn == first->fn &&
+         job->arg == first->arg && job_memfd(job) < 0 && job->input.len <= p->cfg.inline_max;
+}
+
+/* With @p first just popped from the queue for idle worker @p w: if the jobs after it in the
+ * queue belong to the same map chunk, send them all in one CHUNK message and return 1 (0: send
+ * @p first alone, as a JOB). The chunk is cut where it would exceed what one message holds
+ * (msg_max), at a job whose input is not inline (it travels alone, through the window or its
+ * memfd, and the rest of the chunk follows as another message, maybe to another worker), and at
+ * the worker's max_tasks_per_child: the limit counts jobs, so a worker is never sent a job it
+ * would not live to run. The queue is FIFO and a chunk's jobs are queued back to back, so they
+ * are still adjacent here (a cancel may have taken some out, which only shortens the chunk). */
+static int send_chunk_locked(pp_pool *p, pp_worker *w, corio_job *first)
+{
+  corio__pp_job_msg m;
+  corio__list batch, *n;
+  corio_job *job;
+  size_t count = 1, k, size, data, quota = SIZE_MAX;
+  uint64_t len;
+  int rc;
+  if (!first->chunk || !chunkable(p, first, first)) return 0;
+  if (p->cfg.max_tasks_per_child) quota = p->cfg.max_tasks_per_child - w->tasks;
+  /* Count the jobs that fit: lengths table, then each input at an aligned offset. */
+  data = first->input.len;
+  for (n = p->queue.next; n != &p->queue && count < quota; n = n->next) {
+    job = corio_container_of(n, corio_job, node);
+    if (!chunkable(p, job, first)) break;
+    size = chunk_align(data) + job->input.len;
+    if (chunk_align((count + 1) * sizeof(uint64_t)) + size > p->cfg.msg_max) break;
+    data = size;
+    count++;
+  }
+  if (count < 2) return 0;
+  if (!p->txbuf && !(p->txbuf = corio__malloc(p->cfg.msg_max))) return 0;
+  corio__list_init(&batch);
+  corio__list_insert_tail(&batch, &first->node);
+  for (k = 1; k < count; k++) corio__list_insert_tail(&batch, &queue_pop_locked(p)->node);
+  size = chunk_align(count * sizeof(uint64_t));
+  k = 0;
+  corio__list_foreach(n, &batch)
+  {
+    job = corio_container_of(n, corio_job, node);
+    len = job->input.len;
+    memcpy(p->txbuf + k++ * sizeof(uint64_t), &len, sizeof(len));
+    if (k > 1) size = chunk_align(size);
+    if (len) memcpy(p->txbuf + size, job->input.data, (size_t)len);
+    size += (size_t)len;
+  }
+  memset(&m, 0, sizeof(m));
+  m.type = CORIO__PP_CHUNK;
+  m.flags = CORIO__PP_F_BYTES;
+  m.fn = (uint64_t)(uintptr_t)first->fn;
+  m.arg = (uint64_t)(uintptr_t)first->arg;
+  m.len = count;
+  m.worker = w->slot;
+  rc = corio__pp_send(w->sock, &m, sizeof(m), p->txbuf, size, -1, 0);
+  if (rc < 0) {
+    /* As for a single job (dispatch_locked): the chunk goes back first in line. */
+    requeue_locked(p, &batch);
+    kill_worker_locked(p, w, KILL_PROTOCOL);
+    w->state = W_STOPPING;
+    return 1;
+  }
+  while (!corio__list_empty(&batch)) {
+    job = corio_container_of(batch.next, corio_job, node);
+    corio__list_remove(&job->node);
+    job->qstate = J_RUNNING;
+    job->worker = w->slot;
+    corio__list_insert_tail(&w->jobs, &job->node);
+  }
+  w->state = W_BUSY;
+  return 1;
+}
+
 static void spawn_locked(pp_pool *p, corio__list *done)
 {
   pp_worker *w;
@@ -277,6 +397,7 @@ static void spawn_locked(pp_pool *p, corio__list *done)
       return;
     }
     corio__list_init(&w->link);
+    corio__list_init(&w->jobs);
     w->state = W_SPAWNING;
     w->slot = (int)i;
     w->sock = -1;
@@ -300,6 +421,7 @@ static void dispatch_locked(pp_pool *p, corio__list *done)
     if (i == p->max_workers) break;
     w = p->slots[i];
     job = queue_pop_locked(p);
+    if (send_chunk_locked(p, w, job)) continue;
     winfd = -1;
     if (job_memfd(job) < 0 && job->input.len > p->cfg.inline_max &&
         job->input.len > w->win_in.cap) {
@@ -325,7 +447,7 @@ static void dispatch_locked(pp_pool *p, corio__list *done)
     job_close_memfd(job); /* the worker has its own reference now */
     job->qstate = J_RUNNING;
     job->worker = w->slot;
-    w->job = job;
+    corio__list_insert_tail(&w->jobs, &job->node);
     w->state = W_BUSY;
   }
   spawn_locked(p, done);
@@ -333,23 +455,30 @@ static void dispatch_locked(pp_pool *p, corio__list *done)
 
 /* ---- vtable ---- */
 
+/* A payload too big for the window goes into a memfd of its own. Built by the submitting thread,
+ * so that no big copy happens under the mutex (a window copy, up to CORIO__PP_WINDOW_MAX, does:
+ * it needs the worker chosen). Returns 0, or the error the job must fail with. */
+static int prepare_input(pp_pool *p, corio_job *job)
+{
+  size_t len = job->input.len;
+  int fd;
+  if (len <= p->cfg.inline_max || len <= CORIO__PP_WINDOW_MAX) return 0;
+  fd = corio__pp_memfd_from(job->input.data, len);
+  if (fd < 0) return fd;
+  job->impl = (void *)(intptr_t)(fd + 1);
+  corio_bytes_free(&job->input); /* the memfd has it; keep only the length */
+  job->input.len = len;
+  return 0;
+}
+
 static int pp_submit(corio_executor *ex, corio_job *job)
 {
   pp_pool *p = pool_of(ex);
   corio__list done;
-  size_t len = job->input.len;
-  int fd, err;
-  if (len > p->cfg.inline_max && len > CORIO__PP_WINDOW_MAX) {
-    /* Built here, in the submitting thread, so that no big copy happens under the mutex (a
-     * window copy, up to CORIO__PP_WINDOW_MAX, does: it needs the worker chosen). */
-    fd = corio__pp_memfd_from(job->input.data, len);
-    if (fd < 0) {
-      corio__job_finish_error(job, fd, "cannot create a memfd for the job's input");
-      return 0;
-    }
-    job->impl = (void *)(intptr_t)(fd + 1);
-    corio_bytes_free(&job->input); /* the memfd has it; keep only the length */
-    job->input.len = len;
+  int err = prepare_input(p, job);
+  if (err < 0) {
+    corio__job_finish_error(job, err, "cannot create a memfd for the job's input");
+    return 0;
   }
   corio__list_init(&done);
   pthread_mutex_lock(&p->mu);
@@ -370,6 +499,50 @@ static int pp_submit(corio_executor *ex, corio_job *job)
   return 0;
 }
 
+/* map: the jobs arrive as one list and are queued under one lock, so a chunk's jobs are adjacent
+ * in the queue (send_chunk_locked relies on it) and the workers see them all at once. */
+static int pp_submit_list(corio_executor *ex, corio__list *jobs, size_t n)
+{
+  pp_pool *p = pool_of(ex);
+  corio__list done, *node;
+  corio_job *job;
+  int err;
+  (void)n;
+  corio__list_init(&done);
+  for (node = jobs->next; node != jobs;) {
+    job = corio_container_of(node, corio_job, node);
+    node = node->next;
+    err = prepare_input(p, job);
+    if (err < 0) {
+      corio__list_remove(&job->node);
+      corio_job_fail(job, err, "cannot create a memfd for the job's input");
+      corio__list_insert_tail(&done, &job->node);
+    }
+  }
+  pthread_mutex_lock(&p->mu);
+  if (p->closing || p->broken) {
+    err = p->broken ? p->broken : CORIO_E_CLOSED;
+    fail_list_locked(jobs, &done, err,
+                     err == CORIO_E_CLOSED ? "the process pool is shut down" : p->broken_msg);
+  } else {
+    while (!corio__list_empty(jobs)) {
+      node = jobs->next;
+      corio__list_remove(node);
+      corio_container_of(node, corio_job, node)->qstate = J_QUEUED;
+      corio__list_insert_tail(&p->queue, node);
+      p->nqueued++;
+    }
+    dispatch_locked(p, &done);
+  }
+  pthread_mutex_unlock(&p->mu);
+  finish_list(&done);
+  return 0;
+}
+
+/* A queued job is taken out and cancelled. A running job's worker is killed (the future ends
+ * cancelled when the death is reported). A job sent in a chunk and waiting in the worker behind
+ * the running one is left alone and 0 returned, as the thread pool does for a job of a chunk a
+ * worker has taken: killing the worker would also kill the job running before it. */
 static int pp_cancel(corio_executor *ex, corio_job *job)
 {
   pp_pool *p = pool_of(ex);
@@ -387,8 +560,9 @@ static int pp_cancel(corio_executor *ex, corio_job *job)
   }
   if (job->qstate == J_RUNNING) {
     w = p->slots[job->worker];
-    if (w && w->job == job) {
+    if (w && running_job(w) == job) {
       kill_worker_locked(p, w, KILL_CANCEL);
+      w->cancel_job = job;
       rc = 1;
     }
   }
@@ -485,6 +659,7 @@ static void pool_free(pp_pool *p)
   pthread_cond_destroy(&p->cond);
   corio__free(p->slots);
   corio__free(p->rxbuf);
+  corio__free(p->txbuf);
   corio__free(p->pfd);
   corio__free(p->pfd_worker);
   corio__free(p);
@@ -514,6 +689,7 @@ static const corio_executor_vt pp_vt = {
     .shutdown = pp_shutdown,
     .destroy = pp_destroy,
     .cancel = pp_cancel,
+    .submit_list = pp_submit_list,
 };
 
 /* ---- manager: results ---- */
@@ -605,7 +781,7 @@ static void on_result(pp_pool *p, pp_worker *w, struct result *r, corio__list *d
 {
   corio_job *job;
   pthread_mutex_lock(&p->mu);
-  job = w->job;
+  job = running_job(w);
   if (!job || w->state != W_BUSY) {
     /* A result nobody asked for: the worker is not following the protocol. */
     kill_worker_locked(p, w, KILL_PROTOCOL);
@@ -615,15 +791,19 @@ static void on_result(pp_pool *p, pp_worker *w, struct result *r, corio__list *d
     corio__free(r->text);
     return;
   }
-  w->job = NULL;
+  corio__list_remove(&job->node);
   w->tasks++;
-  if (w->kill_reason == KILL_CANCEL) {
+  if (job == w->cancel_job) {
+    /* It finished while its worker was being killed: the caller was promised a cancel. */
+    w->cancel_job = NULL;
     job_cancelled_locked(job, done);
   } else {
     apply_result(job, r);
     job_done_locked(job, done);
   }
-  if (w->kill_reason != KILL_NONE)
+  if (!corio__list_empty(&w->jobs)) {
+    /* The rest of a chunk: the worker stays busy, its next result is on the way. */
+  } else if (w->kill_reason != KILL_NONE)
     w->state = W_STOPPING; /* being killed: never reused */
   else if (p->cfg.max_tasks_per_child && w->tasks >= p->cfg.max_tasks_per_child)
     retire_locked(p, w); /* it exits by itself; a replacement may start at once */
@@ -705,15 +885,22 @@ static void describe_death(corio_job *job, const pp_worker *w, int status)
 /* A worker is gone (@p status < 0: unknown, the fork server died): settle its job, free it. */
 static void worker_gone_locked(pp_pool *p, pp_worker *w, int status, corio__list *done)
 {
-  corio_job *job = w->job;
+  corio_job *job = running_job(w);
   close_fd(w->sock);
   w->sock = -1;
   corio__pp_window_free(&w->win_in);
   corio__pp_window_free(&w->win_out);
-  w->job = NULL;
   if (job) {
-    if (w->kill_reason == KILL_CANCEL) {
+    corio__list_remove(&job->node);
+    if (job == w->cancel_job) {
       job_cancelled_locked(job, done);
+    } else if (w->kill_reason == KILL_CANCEL) {
+      /* The job cancelled finished just before the kill, and this next one of its chunk had
+       * started: it stopped halfway, through no fault of its own. */
+      corio_job_fail(job, PP_E_WORKER_DIED,
+                     "worker %d killed to cancel the job before this one in its chunk",
+                     (int)w->pid);
+      job_done_locked(job, done);
     } else {
       if (w->kill_reason == KILL_DEADLINE)
         corio_job_fail(job, -ETIMEDOUT,
@@ -729,6 +916,17 @@ static void worker_gone_locked(pp_pool *p, pp_worker *w, int status, corio__list
       job_done_locked(job, done);
     }
   }
+  /* The jobs of a chunk behind the one that was running never started. They did not cause the
+   * death, so they run again elsewhere, first in line; unless no worker can ever run them (the
+   * fork server died) or shutdown's deadline has passed (then they fail as the queue did). */
+  if (p->broken)
+    fail_list_locked(&w->jobs, done, PP_E_WORKER_DIED, p->broken_msg);
+  else if (w->kill_reason == KILL_DEADLINE)
+    fail_list_locked(&w->jobs, done, -ETIMEDOUT,
+                     "the process pool's shutdown deadline passed before the job started");
+  else
+    requeue_locked(p, &w->jobs);
+  w->cancel_job = NULL;
   if (w->slot >= 0) {
     p->slots[w->slot] = NULL;
     p->nslots--;
@@ -1031,7 +1229,8 @@ int corio_process_pool_new(corio_executor **out, const corio_process_pool_opts *
     rc = -errno;
     goto fail;
   }
-  if (p->cfg.inline_max > inline_limit(sv[0])) p->cfg.inline_max = inline_limit(sv[0]);
+  p->cfg.msg_max = inline_limit(sv[0]);
+  if (p->cfg.inline_max > p->cfg.msg_max) p->cfg.inline_max = p->cfg.msg_max;
   p->rxbuf = corio__malloc(p->cfg.inline_max);
   if (!p->rxbuf) {
     rc = -ENOMEM;

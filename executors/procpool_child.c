@@ -215,7 +215,8 @@ int corio__pp_window_map(corio__pp_window *w, int fd)
 
 /* Send the job's result. Everything the parent needs is in one message, so a worker that dies
  * right after sending (max_tasks_per_child) loses nothing. */
-static int send_result(int sock, corio_job *job, size_t inline_max, corio__pp_window *win)
+static int send_result(int sock, corio_job *job, size_t inline_max, corio__pp_window *win,
+                       bool use_window)
 {
   corio__pp_result_msg m;
   const void *payload = NULL;
@@ -241,7 +242,7 @@ static int send_result(int sock, corio_job *job, size_t inline_max, corio__pp_wi
     m.kind = CORIO__JOB_INT;
     m.i = job->i;
   }
-  if (m.len > inline_max && m.len <= CORIO__PP_WINDOW_MAX &&
+  if (use_window && m.len > inline_max && m.len <= CORIO__PP_WINDOW_MAX &&
       (win->cap >= m.len || (fd = corio__pp_window_grow(win, m.len)) >= 0)) {
     memcpy(win->map, payload, m.len);
     m.flags |= CORIO__PP_F_WINDOW;
@@ -271,20 +272,99 @@ static void worker_fail(corio_job *job, int err, const char *what, const char *w
   corio_job_fail(job, err, "%s%s%s", what, why ? ": " : "", why ? why : "");
 }
 
+/* What a worker keeps between jobs. */
+struct wstate {
+  int sock;
+  const corio__pp_config *cfg;
+  corio__pp_window win_in, win_out;
+  int init_err;
+  char *init_msg;
+  unsigned done; /* jobs run, for max_tasks_per_child */
+};
+
+static void job_setup(corio_job *job, const corio__pp_job_msg *m)
+{
+  memset(job, 0, sizeof(*job));
+  corio__list_init(&job->node);
+  job->in_process = 1;
+  job->worker = m->worker;
+  job->fn = (corio_job_fn)(uintptr_t)m->fn;
+  job->arg = (void *)(uintptr_t)m->arg;
+}
+
+static void job_run(struct wstate *ws, corio_job *job)
+{
+  if (ws->init_err)
+    worker_fail(job, ws->init_err, "the worker's initializer failed", ws->init_msg);
+  else
+    job->fn(job);
+}
+
+/* Send the job's result and count the job. @p use_window: the result may go through the output
+ * window, which is safe only when no other result of ours can be unread by the pool (the last
+ * job of what the pool sent): a later result would overwrite the window under its reader. */
+static void job_reply(struct wstate *ws, corio_job *job, bool use_window)
+{
+  int rc;
+  /* Output the job printed must not wait in a stdio buffer that _exit would drop. */
+  fflush(NULL);
+  job->input.data = NULL;
+  rc = send_result(ws->sock, job, ws->cfg->inline_max, &ws->win_out, use_window);
+  corio__job_clear_result(job);
+  if (rc < 0) _exit(0); /* the pool is gone */
+  if (ws->cfg->max_tasks_per_child && ++ws->done >= ws->cfg->max_tasks_per_child) _exit(0);
+}
+
+static size_t chunk_align(size_t off)
+{
+  return (off + CORIO__PP_CHUNK_ALIGN - 1) & ~(size_t)(CORIO__PP_CHUNK_ALIGN - 1);
+}
+
+/* A CHUNK: check the whole layout first (a malformed message runs nothing), then run the jobs in
+ * order, each result sent as soon as the job returns. The inputs are read in place in @p buf,
+ * which stays untouched until the next receive. */
+static void run_chunk(struct wstate *ws, const corio__pp_job_msg *m, uint8_t *buf, size_t n)
+{
+  corio_job job;
+  uint64_t count = m->len, i, len;
+  size_t off;
+  if (count < 1 || count > n / sizeof(uint64_t)) _exit(125);
+  off = chunk_align((size_t)count * sizeof(uint64_t));
+  for (i = 0; i < count; i++) {
+    memcpy(&len, buf + i * sizeof(uint64_t), sizeof(len));
+    if (i) off = chunk_align(off);
+    if (off > n || len > n - off) _exit(125);
+    off += (size_t)len;
+  }
+  off = chunk_align((size_t)count * sizeof(uint64_t));
+  for (i = 0; i < count; i++) {
+    memcpy(&len, buf + i * sizeof(uint64_t), sizeof(len));
+    if (i) off = chunk_align(off);
+    job_setup(&job, m);
+    job.input.data = buf + off;
+    job.input.len = (size_t)len;
+    off += (size_t)len;
+    job_run(ws, &job);
+    job_reply(ws, &job, i + 1 == count);
+  }
+}
+
 static void worker_main(int sock, int index, const corio__pp_config *cfg) __attribute__((noreturn));
 static void worker_main(int sock, int index, const corio__pp_config *cfg)
 {
+  struct wstate ws;
   corio__pp_job_msg m;
-  corio__pp_window win_in = {NULL, 0}, win_out = {NULL, 0};
   corio_job job;
-  uint8_t *buf = malloc(cfg->inline_max ? cfg->inline_max : 1);
+  size_t cap = cfg->msg_max > cfg->inline_max ? cfg->msg_max : cfg->inline_max;
+  uint8_t *buf = malloc(cap ? cap : 1);
   void *map;
-  int init_err = 0, fd;
-  char *init_msg = NULL;
-  unsigned done = 0;
+  int fd;
   ssize_t n;
 
   if (!buf) _exit(126);
+  memset(&ws, 0, sizeof(ws));
+  ws.sock = sock;
+  ws.cfg = cfg;
   if (cfg->initializer) {
     memset(&job, 0, sizeof(job));
     job.in_process = 1;
@@ -292,27 +372,28 @@ static void worker_main(int sock, int index, const corio__pp_config *cfg)
     corio__list_init(&job.node);
     cfg->initializer(&job);
     if (job.kind == CORIO__JOB_ERR) {
-      init_err = job.err;
-      init_msg = job.errmsg ? strdup(job.errmsg) : NULL;
+      ws.init_err = job.err;
+      ws.init_msg = job.errmsg ? strdup(job.errmsg) : NULL;
     }
     corio__job_clear_result(&job);
     fflush(NULL);
   }
   for (;;) {
-    n = corio__pp_recv(sock, &m, sizeof(m), buf, cfg->inline_max, &fd, 0);
+    n = corio__pp_recv(sock, &m, sizeof(m), buf, cap, &fd, 0);
     if (n == -ENODATA) _exit(0); /* the pool closed our socket: orderly exit */
-    if (n < 0 || m.type != CORIO__PP_JOB) _exit(125);
-    memset(&job, 0, sizeof(job));
-    corio__list_init(&job.node);
-    job.in_process = 1;
-    job.worker = m.worker;
-    job.fn = (corio_job_fn)(uintptr_t)m.fn;
-    job.arg = (void *)(uintptr_t)m.arg;
+    if (n < 0) _exit(125);
+    if (m.type == CORIO__PP_CHUNK) {
+      if (fd >= 0) _exit(125);
+      run_chunk(&ws, &m, buf, (size_t)n);
+      continue;
+    }
+    if (m.type != CORIO__PP_JOB) _exit(125);
+    job_setup(&job, &m);
     map = NULL;
     if (m.flags & CORIO__PP_F_WINDOW) {
-      if (fd >= 0 && corio__pp_window_map(&win_in, fd) < 0) _exit(125);
-      if (m.len > win_in.cap) _exit(125);
-      job.input.data = win_in.map;
+      if (fd >= 0 && corio__pp_window_map(&ws.win_in, fd) < 0) _exit(125);
+      if (m.len > ws.win_in.cap) _exit(125);
+      job.input.data = ws.win_in.map;
     } else if (m.flags & CORIO__PP_F_MEMFD) {
       if (fd < 0) _exit(125);
       /* The input is only read: map it instead of copying it. MAP_POPULATE maps every page in
@@ -324,7 +405,9 @@ static void worker_main(int sock, int index, const corio__pp_config *cfg)
         int err = errno;
         map = NULL;
         worker_fail(&job, -err, "worker: cannot map the job's input", strerror(err));
-        goto reply;
+        job.input.len = m.len;
+        job_reply(&ws, &job, true);
+        continue;
       }
       job.input.data = map;
     } else {
@@ -333,19 +416,9 @@ static void worker_main(int sock, int index, const corio__pp_config *cfg)
       if (m.flags & CORIO__PP_F_BYTES) job.input.data = buf;
     }
     job.input.len = m.len;
-    if (init_err)
-      worker_fail(&job, init_err, "the worker's initializer failed", init_msg);
-    else
-      job.fn(&job);
-  reply:
-    /* Output the job printed must not wait in a stdio buffer that _exit would drop. */
-    fflush(NULL);
+    job_run(&ws, &job);
     if (map) munmap(map, m.len);
-    job.input.data = NULL;
-    n = send_result(sock, &job, cfg->inline_max, &win_out);
-    corio__job_clear_result(&job);
-    if (n < 0) _exit(0); /* the pool is gone */
-    if (cfg->max_tasks_per_child && ++done >= cfg->max_tasks_per_child) _exit(0);
+    job_reply(&ws, &job, true);
   }
 }
 
