@@ -65,7 +65,7 @@
 
 int corio__procpool_fail_forks;
 
-enum { W_SPAWNING = 1, W_IDLE, W_BUSY, W_STOPPING, W_RETIRED };
+enum { W_IDLE = 1, W_BUSY, W_STOPPING, W_RETIRED };
 enum { KILL_NONE = 0, KILL_CANCEL, KILL_DEADLINE, KILL_PROTOCOL };
 enum { J_QUEUED = 1, J_RUNNING, J_DONE };
 #define J_KIND_CANCELLED 0x100 /* a finished job's kind: complete the future as cancelled */
@@ -76,6 +76,7 @@ typedef struct pp_worker {
   int slot; /* index in pool->slots, -1 once retired */
   int sock; /* our end of the worker's socket, -1 before SPAWNED and after closing */
   int kill_reason;
+  bool forked; /* the fork server reported the fork (SPAWNED): pid is known */
   pid_t pid;
   unsigned tasks;
   corio__list jobs;         /* W_BUSY: the jobs sent, in order (through job->node); the first
@@ -94,10 +95,10 @@ typedef struct pp_pool {
   corio__list queue;   /* pending jobs, through job->node */
   size_t nqueued;
   pp_worker **slots;
-  unsigned nslots, nspawning; /* occupied slots, of which spawning */
-  corio__list dying;          /* retired workers waiting for their exit report */
-  corio__buf ctl_out;         /* control messages the socket could not take yet */
-  uint8_t *txbuf;             /* a CHUNK message being built (msg_max bytes, under the mutex) */
+  unsigned nslots;    /* occupied slots */
+  corio__list dying;  /* retired workers waiting for their exit report */
+  corio__buf ctl_out; /* control messages the socket could not take yet (ctl_rec) */
+  uint8_t *txbuf;     /* a CHUNK message being built (msg_max bytes, under the mutex) */
   int ctl, evfd;
   pid_t server;
   pthread_t manager;
@@ -225,28 +226,55 @@ static void fail_queue_locked(pp_pool *p, corio__list *done, int err, const char
   }
 }
 
-/* Queue a control message; never blocks (the fork server may itself be blocked sending to us,
- * and only the manager reads its messages). What the socket cannot take now is kept in ctl_out
- * and flushed by the manager on POLLOUT. */
-static void ctl_send_locked(pp_pool *p, uint32_t type, int worker, pid_t pid, int value,
-                            uint64_t token)
-{
+/* A control message waiting in ctl_out, with the descriptor it carries (or -1). */
+typedef struct ctl_rec {
   corio__pp_ctl_msg m;
-  int rc;
-  if (p->ctl < 0) return;
-  memset(&m, 0, sizeof(m));
-  m.type = type;
-  m.worker = worker;
-  m.pid = pid;
-  m.value = value;
-  m.token = token;
-  if (p->ctl_out.len == 0) {
-    rc = corio__pp_send(p->ctl, &m, sizeof(m), NULL, 0, -1, MSG_DONTWAIT);
-    if (rc != -EAGAIN) return; /* sent, or the fork server is gone (the manager sees it) */
+  int fd;
+  int pad;
+} ctl_rec;
+
+static void ctl_out_clear(pp_pool *p)
+{
+  size_t off;
+  ctl_rec r;
+  for (off = 0; off + sizeof(r) <= p->ctl_out.len; off += sizeof(r)) {
+    memcpy(&r, p->ctl_out.data + off, sizeof(r));
+    close_fd(r.fd);
   }
-  if (corio__buf_append(&p->ctl_out, &m, sizeof(m)) < 0) {
+  corio__buf_free(&p->ctl_out);
+}
+
+/* Queue a control message, with @p fd attached (>= 0; it is ours from here and closed once
+ * sent); never blocks (the fork server may itself be blocked sending to us, and only the
+ * manager reads its messages). What the socket cannot take now is kept in ctl_out and flushed
+ * by the manager on POLLOUT. */
+static void ctl_send_locked(pp_pool *p, uint32_t type, int worker, pid_t pid, int value,
+                            uint64_t token, int fd)
+{
+  ctl_rec r;
+  int rc;
+  if (p->ctl < 0) {
+    close_fd(fd);
+    return;
+  }
+  memset(&r, 0, sizeof(r));
+  r.m.type = type;
+  r.m.worker = worker;
+  r.m.pid = pid;
+  r.m.value = value;
+  r.m.token = token;
+  r.fd = fd;
+  if (p->ctl_out.len == 0) {
+    rc = corio__pp_send(p->ctl, &r.m, sizeof(r.m), NULL, 0, fd, MSG_DONTWAIT);
+    if (rc != -EAGAIN) { /* sent, or the fork server is gone (the manager sees it) */
+      close_fd(fd);
+      return;
+    }
+  }
+  if (corio__buf_append(&p->ctl_out, &r, sizeof(r)) < 0) {
     /* No memory to queue it: a blocking send is the only way not to lose it. */
-    corio__pp_send(p->ctl, &m, sizeof(m), NULL, 0, -1, 0);
+    corio__pp_send(p->ctl, &r.m, sizeof(r.m), NULL, 0, fd, 0);
+    close_fd(fd);
     return;
   }
   wake(p);
@@ -255,7 +283,7 @@ static void ctl_send_locked(pp_pool *p, uint32_t type, int worker, pid_t pid, in
 static void kill_worker_locked(pp_pool *p, pp_worker *w, int reason)
 {
   if (w->kill_reason == KILL_NONE)
-    ctl_send_locked(p, CORIO__PP_KILL, w->slot, w->pid, SIGKILL, (uint64_t)(uintptr_t)w);
+    ctl_send_locked(p, CORIO__PP_KILL, w->slot, w->pid, SIGKILL, (uint64_t)(uintptr_t)w, -1);
   /* A cancel overrides the deadline: the caller was promised a cancelled future. */
   if (w->kill_reason == KILL_NONE || reason == KILL_CANCEL) w->kill_reason = reason;
 }
@@ -384,33 +412,44 @@ static int send_chunk_locked(pp_pool *p, pp_worker *w, corio_job *first)
   return 1;
 }
 
-static void spawn_locked(pp_pool *p, corio__list *done)
+/*
+ * Start a worker in a free slot: make its socket pair here and send the worker's end to the
+ * fork server with SPAWN. The worker is idle at once, before it even exists: a job sent now
+ * waits in its socket until the fork is done and the worker reads it. This takes the manager
+ * off the path of a new worker's first job (before, the job waited for the SPAWNED report to
+ * reach the manager, which then sent it: two more process wakeups, on a loaded machine the
+ * larger part of a new pool's first job). If the fork fails, SPAWN_FAILED gives back the jobs
+ * sent meanwhile (they never ran). 0, or -errno with nothing started.
+ */
+static int spawn_locked(pp_pool *p)
 {
   pp_worker *w;
   unsigned i;
-  while (p->nqueued > p->nspawning && p->nslots < p->max_workers && !p->broken) {
-    for (i = 0; p->slots[i]; i++) {
-    }
-    w = corio__calloc(1, sizeof(*w));
-    if (!w) {
-      if (p->nslots == 0) fail_queue_locked(p, done, -ENOMEM, "no memory to start a worker");
-      return;
-    }
-    corio__list_init(&w->link);
-    corio__list_init(&w->jobs);
-    w->state = W_SPAWNING;
-    w->slot = (int)i;
-    w->sock = -1;
-    p->slots[i] = w;
-    p->nslots++;
-    p->nspawning++;
-    ctl_send_locked(p, CORIO__PP_SPAWN, (int)i, 0, 0, (uint64_t)(uintptr_t)w);
+  int sv[2];
+  for (i = 0; p->slots[i]; i++) {
   }
+  w = corio__calloc(1, sizeof(*w));
+  if (!w) return -ENOMEM;
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+    corio__free(w);
+    return -errno;
+  }
+  corio__list_init(&w->link);
+  corio__list_init(&w->jobs);
+  w->state = W_IDLE;
+  w->slot = (int)i;
+  w->sock = sv[0];
+  p->slots[i] = w;
+  p->nslots++;
+  ctl_send_locked(p, CORIO__PP_SPAWN, (int)i, 0, 0, (uint64_t)(uintptr_t)w, sv[1]);
+  wake(p); /* the manager polls the new socket from now */
+  return 0;
 }
 
-/* Hand queued jobs to idle workers, then start workers for what is left. */
+/* Hand queued jobs to idle workers, starting workers (up to max_workers) while none is idle. */
 static void dispatch_locked(pp_pool *p, corio__list *done)
 {
+  char msg[96];
   pp_worker *w;
   corio_job *job;
   unsigned i = 0;
@@ -418,7 +457,19 @@ static void dispatch_locked(pp_pool *p, corio__list *done)
   while (p->nqueued) {
     for (; i < p->max_workers; i++)
       if (p->slots[i] && p->slots[i]->state == W_IDLE) break;
-    if (i == p->max_workers) break;
+    if (i == p->max_workers) {
+      if (p->nslots >= p->max_workers || p->broken) break;
+      rc = spawn_locked(p);
+      if (rc < 0) {
+        if (p->nslots == 0) { /* nobody would ever run the queue */
+          snprintf(msg, sizeof(msg), "cannot start a worker process: %s", strerror(-rc));
+          fail_queue_locked(p, done, rc, msg);
+        }
+        break;
+      }
+      i = 0;
+      continue;
+    }
     w = p->slots[i];
     job = queue_pop_locked(p);
     if (send_chunk_locked(p, w, job)) continue;
@@ -450,7 +501,6 @@ static void dispatch_locked(pp_pool *p, corio__list *done)
     corio__list_insert_tail(&w->jobs, &job->node);
     w->state = W_BUSY;
   }
-  spawn_locked(p, done);
 }
 
 /* ---- vtable ---- */
@@ -654,7 +704,7 @@ static int pp_shutdown(corio_executor *ex, int wait, int cancel_futures, double 
 static void pool_free(pp_pool *p)
 {
   close_fd(p->evfd);
-  corio__buf_free(&p->ctl_out);
+  ctl_out_clear(p);
   pthread_mutex_destroy(&p->mu);
   pthread_cond_destroy(&p->cond);
   corio__free(p->slots);
@@ -854,12 +904,11 @@ static pp_worker *find_worker_locked(pp_pool *p, pid_t pid)
   pp_worker *w;
   unsigned i;
   for (i = 0; i < p->max_workers; i++)
-    if (p->slots[i] && p->slots[i]->state != W_SPAWNING && p->slots[i]->pid == pid)
-      return p->slots[i];
+    if (p->slots[i] && p->slots[i]->forked && p->slots[i]->pid == pid) return p->slots[i];
   corio__list_foreach(n, &p->dying)
   {
     w = corio_container_of(n, pp_worker, link);
-    if (w->pid == pid) return w;
+    if (w->forked && w->pid == pid) return w;
   }
   return NULL;
 }
@@ -882,6 +931,27 @@ static void describe_death(corio_job *job, const pp_worker *w, int status)
   }
 }
 
+/* The jobs sent to a worker that is gone and that never started there (the rest of a chunk
+ * behind the job that was running, or everything sent to a worker whose fork failed). They did
+ * not cause the death, so they run again elsewhere, first in line; unless no worker can ever run
+ * them (the fork server died) or shutdown's deadline has passed (then they fail as the queue
+ * did). A job whose cancel was asked for (it was the running one) ends cancelled. */
+static void settle_unstarted_locked(pp_pool *p, pp_worker *w, corio__list *done)
+{
+  if (w->cancel_job) {
+    corio__list_remove(&w->cancel_job->node);
+    job_cancelled_locked(w->cancel_job, done);
+    w->cancel_job = NULL;
+  }
+  if (p->broken)
+    fail_list_locked(&w->jobs, done, PP_E_WORKER_DIED, p->broken_msg);
+  else if (w->kill_reason == KILL_DEADLINE)
+    fail_list_locked(&w->jobs, done, -ETIMEDOUT,
+                     "the process pool's shutdown deadline passed before the job started");
+  else
+    requeue_locked(p, &w->jobs);
+}
+
 /* A worker is gone (@p status < 0: unknown, the fork server died): settle its job, free it. */
 static void worker_gone_locked(pp_pool *p, pp_worker *w, int status, corio__list *done)
 {
@@ -893,6 +963,7 @@ static void worker_gone_locked(pp_pool *p, pp_worker *w, int status, corio__list
   if (job) {
     corio__list_remove(&job->node);
     if (job == w->cancel_job) {
+      w->cancel_job = NULL;
       job_cancelled_locked(job, done);
     } else if (w->kill_reason == KILL_CANCEL) {
       /* The job cancelled finished just before the kill, and this next one of its chunk had
@@ -916,17 +987,7 @@ static void worker_gone_locked(pp_pool *p, pp_worker *w, int status, corio__list
       job_done_locked(job, done);
     }
   }
-  /* The jobs of a chunk behind the one that was running never started. They did not cause the
-   * death, so they run again elsewhere, first in line; unless no worker can ever run them (the
-   * fork server died) or shutdown's deadline has passed (then they fail as the queue did). */
-  if (p->broken)
-    fail_list_locked(&w->jobs, done, PP_E_WORKER_DIED, p->broken_msg);
-  else if (w->kill_reason == KILL_DEADLINE)
-    fail_list_locked(&w->jobs, done, -ETIMEDOUT,
-                     "the process pool's shutdown deadline passed before the job started");
-  else
-    requeue_locked(p, &w->jobs);
-  w->cancel_job = NULL;
+  settle_unstarted_locked(p, w, done);
   if (w->slot >= 0) {
     p->slots[w->slot] = NULL;
     p->nslots--;
@@ -951,29 +1012,33 @@ static void on_exit_report(pp_pool *p, pid_t pid, int status, corio__list *done)
   pthread_mutex_unlock(&p->mu);
 }
 
-static pp_worker *find_spawning_locked(pp_pool *p, uint64_t token, int slot)
+/* The worker not yet reported forked whose token is @p token: in its slot, or already retired
+ * (its results may arrive before the SPAWNED report: they come through another socket). */
+static pp_worker *find_unforked_locked(pp_pool *p, uint64_t token, int slot)
 {
+  corio__list *n;
   pp_worker *w;
-  if (slot < 0 || (unsigned)slot >= p->max_workers) return NULL;
-  w = p->slots[slot];
-  return w && w->state == W_SPAWNING && (uint64_t)(uintptr_t)w == token ? w : NULL;
+  if (slot >= 0 && (unsigned)slot < p->max_workers) {
+    w = p->slots[slot];
+    if (w && !w->forked && (uint64_t)(uintptr_t)w == token) return w;
+  }
+  corio__list_foreach(n, &p->dying)
+  {
+    w = corio_container_of(n, pp_worker, link);
+    if (!w->forked && (uint64_t)(uintptr_t)w == token) return w;
+  }
+  return NULL;
 }
 
-static void on_spawned(pp_pool *p, const corio__pp_ctl_msg *m, int fd, corio__list *done)
+static void on_spawned(pp_pool *p, const corio__pp_ctl_msg *m)
 {
   pp_worker *w;
   pthread_mutex_lock(&p->mu);
-  w = find_spawning_locked(p, m->token, m->worker);
-  if (!w || fd < 0) {
-    pthread_mutex_unlock(&p->mu);
-    close_fd(fd);
-    return;
+  w = find_unforked_locked(p, m->token, m->worker);
+  if (w) {
+    w->pid = m->pid;
+    w->forked = true;
   }
-  p->nspawning--;
-  w->pid = m->pid;
-  w->sock = fd;
-  w->state = W_IDLE;
-  dispatch_locked(p, done);
   pthread_mutex_unlock(&p->mu);
 }
 
@@ -982,11 +1047,21 @@ static void on_spawn_failed(pp_pool *p, const corio__pp_ctl_msg *m, corio__list 
   char msg[160];
   pp_worker *w;
   pthread_mutex_lock(&p->mu);
-  w = find_spawning_locked(p, m->token, m->worker);
+  w = find_unforked_locked(p, m->token, m->worker);
   if (w) {
-    p->slots[w->slot] = NULL;
-    p->nslots--;
-    p->nspawning--;
+    /* The jobs sent to it never ran: they go back first in line (or end as their cancel or the
+     * shutdown deadline says). */
+    close_fd(w->sock);
+    w->sock = -1;
+    corio__pp_window_free(&w->win_in);
+    corio__pp_window_free(&w->win_out);
+    settle_unstarted_locked(p, w, done);
+    if (w->slot >= 0) {
+      p->slots[w->slot] = NULL;
+      p->nslots--;
+    } else {
+      corio__list_remove(&w->link);
+    }
     corio__free(w);
   }
   /* With no worker left to run them, the queued jobs would wait forever: fail them. A later
@@ -1003,8 +1078,6 @@ static void on_spawn_failed(pp_pool *p, const corio__pp_ctl_msg *m, corio__list 
 static void on_server_death(pp_pool *p, corio__list *done)
 {
   corio__list *n;
-  pp_worker *w;
-  unsigned i;
   int status = 0;
   pid_t r;
   do r = waitpid(p->server, &status, 0);
@@ -1013,7 +1086,7 @@ static void on_server_death(pp_pool *p, corio__list *done)
   p->server = -1;
   close_fd(p->ctl);
   p->ctl = -1;
-  corio__buf_free(&p->ctl_out);
+  ctl_out_clear(p);
   p->broken = PP_E_WORKER_DIED;
   if (r > 0 && WIFSIGNALED(status))
     snprintf(p->broken_msg, sizeof(p->broken_msg),
@@ -1022,15 +1095,7 @@ static void on_server_death(pp_pool *p, corio__list *done)
   else
     snprintf(p->broken_msg, sizeof(p->broken_msg), "the process pool's fork server died");
   fail_queue_locked(p, done, PP_E_WORKER_DIED, p->broken_msg);
-  for (i = 0; i < p->max_workers; i++) {
-    w = p->slots[i];
-    if (w && w->state == W_SPAWNING) {
-      p->slots[i] = NULL;
-      p->nslots--;
-      p->nspawning--;
-      corio__free(w);
-    }
-  }
+  /* Workers in their slots are settled by the manager once their sockets hang up. */
   while (!corio__list_empty(&p->dying)) {
     n = p->dying.next;
     worker_gone_locked(p, corio_container_of(n, pp_worker, link), -1, done);
@@ -1053,7 +1118,8 @@ static void on_ctl_readable(pp_pool *p, corio__list *done)
     if (n < 0) continue;
     switch (m.type) {
     case CORIO__PP_SPAWNED:
-      on_spawned(p, &m, fd, done);
+      close_fd(fd);
+      on_spawned(p, &m);
       break;
     case CORIO__PP_SPAWN_FAILED:
       close_fd(fd);
@@ -1073,11 +1139,13 @@ static void flush_ctl(pp_pool *p)
 {
   int rc;
   pthread_mutex_lock(&p->mu);
-  while (p->ctl >= 0 && p->ctl_out.len >= sizeof(corio__pp_ctl_msg)) {
-    rc = corio__pp_send(p->ctl, p->ctl_out.data, sizeof(corio__pp_ctl_msg), NULL, 0, -1,
-                        MSG_DONTWAIT);
+  ctl_rec r;
+  while (p->ctl >= 0 && p->ctl_out.len >= sizeof(r)) {
+    memcpy(&r, p->ctl_out.data, sizeof(r));
+    rc = corio__pp_send(p->ctl, &r.m, sizeof(r.m), NULL, 0, r.fd, MSG_DONTWAIT);
     if (rc == -EAGAIN) break;
-    corio__buf_consume(&p->ctl_out, sizeof(corio__pp_ctl_msg));
+    close_fd(r.fd);
+    corio__buf_consume(&p->ctl_out, sizeof(r));
   }
   pthread_mutex_unlock(&p->mu);
 }
@@ -1112,8 +1180,7 @@ static void *manager_main(void *arg)
     pthread_mutex_lock(&p->mu);
     if (p->broken) /* lost workers have no exit report: settle them when their socket closes */
       for (i = 0; i < p->max_workers; i++)
-        if (p->slots[i] && p->slots[i]->sock < 0 && p->slots[i]->state != W_SPAWNING)
-          worker_gone_locked(p, p->slots[i], -1, &done);
+        if (p->slots[i] && p->slots[i]->sock < 0) worker_gone_locked(p, p->slots[i], -1, &done);
     over = wind_down_locked(p);
     nfd = 0;
     pfd[nfd].fd = p->evfd;
@@ -1264,6 +1331,16 @@ int corio_process_pool_new(corio_executor **out, const corio_process_pool_opts *
   p->server = pid;
   p->ctl = sv[0];
   sv[0] = -1;
+  /* The first worker starts with the pool, so that the first job does not wait for two forks
+   * in a row: its SPAWN is in the control socket before the fork server reads it, and the job
+   * can be sent to the worker's socket at once (spawn_locked). An idle worker costs a process
+   * and nothing else. Not when the test hook fails forks: those tests count from the first
+   * submit. A failure here is not fatal: the first submit tries again. */
+  if (!p->cfg.fail_forks) {
+    pthread_mutex_lock(&p->mu);
+    spawn_locked(p);
+    pthread_mutex_unlock(&p->mu);
+  }
 
   /* The manager must not take the program's signals (a loop's signalfd relies on them being
    * blocked in every thread). */

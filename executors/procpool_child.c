@@ -445,14 +445,20 @@ static void server_reply(struct server *s, corio__pp_ctl_msg *m, int fd)
   }
 }
 
-static void server_spawn(struct server *s, const corio__pp_ctl_msg *req)
+/* Fork a worker on @p sock, the worker's end of the socket pair the pool made (SPAWN carries
+ * it); closed here in every case. */
+static void server_spawn(struct server *s, const corio__pp_ctl_msg *req, int sock)
 {
   corio__pp_ctl_msg m;
-  int sv[2], err;
+  int err;
   pid_t pid, me = getpid();
   memset(&m, 0, sizeof(m));
   m.worker = req->worker;
   m.token = req->token;
+  if (sock < 0) {
+    err = EBADF;
+    goto failed;
+  }
   if (s->fail_forks) {
     if (s->fail_forks > 0) s->fail_forks--;
     err = EAGAIN;
@@ -468,15 +474,9 @@ static void server_spawn(struct server *s, const corio__pp_ctl_msg *req)
     s->kids = n;
     s->capkids = ncap;
   }
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-    err = errno;
-    goto failed;
-  }
   pid = fork();
   if (pid < 0) {
     err = errno;
-    close(sv[0]);
-    close(sv[1]);
     goto failed;
   }
   if (pid == 0) {
@@ -485,21 +485,21 @@ static void server_spawn(struct server *s, const corio__pp_ctl_msg *req)
     if (getppid() != me) _exit(0);
     close(s->ctl);
     close(s->sfd);
-    close(sv[0]);
     free(s->kids);
     sigaction(SIGINT, &s->oldint, NULL);
     sigprocmask(SIG_SETMASK, &s->oldmask, NULL);
-    worker_main(sv[1], req->worker, s->cfg);
+    worker_main(sock, req->worker, s->cfg);
   }
-  close(sv[1]);
+  close(sock);
   s->kids[s->nkids].pid = pid;
   s->kids[s->nkids++].token = req->token;
   m.type = CORIO__PP_SPAWNED;
   m.pid = pid;
-  server_reply(s, &m, sv[0]);
-  close(sv[0]);
+  server_reply(s, &m, -1);
   return;
 failed:
+  /* Closing the worker's end first: the pool sees its socket hang up, then the report. */
+  if (sock >= 0) close(sock);
   m.type = CORIO__PP_SPAWN_FAILED;
   m.value = err;
   server_reply(s, &m, -1);
@@ -610,11 +610,12 @@ void corio__pp_fork_server(int ctl, const corio__pp_config *cfg)
     n = corio__pp_recv(ctl, &m, sizeof(m), NULL, 0, &fd, MSG_DONTWAIT);
     if (n == -EAGAIN) continue;
     if (n < 0) break; /* EOF (the pool is done, or died) or a broken socket */
+    if (m.type == CORIO__PP_SPAWN) {
+      server_spawn(&s, &m, fd);
+      continue;
+    }
     if (fd >= 0) close(fd);
-    if (m.type == CORIO__PP_SPAWN)
-      server_spawn(&s, &m);
-    else if (m.type == CORIO__PP_KILL)
-      server_kill(&s, m.token, m.value);
+    if (m.type == CORIO__PP_KILL) server_kill(&s, m.token, m.value);
   }
   /* Workers still alive die with us (PR_SET_PDEATHSIG). */
   _exit(0);
