@@ -421,7 +421,8 @@ static int send_chunk_locked(pp_pool *p, pp_worker *w, corio_job *first)
  * larger part of a new pool's first job). If the fork fails, SPAWN_FAILED gives back the jobs
  * sent meanwhile (they never ran). 0, or -errno with nothing started.
  */
-static int spawn_locked(pp_pool *p)
+/* A new idle worker in a free slot, with its socket pair; *child gets the worker's end. */
+static pp_worker *new_worker_locked(pp_pool *p, int *child, int *err)
 {
   pp_worker *w;
   unsigned i;
@@ -429,10 +430,14 @@ static int spawn_locked(pp_pool *p)
   for (i = 0; p->slots[i]; i++) {
   }
   w = corio__calloc(1, sizeof(*w));
-  if (!w) return -ENOMEM;
+  if (!w) {
+    *err = -ENOMEM;
+    return NULL;
+  }
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+    *err = -errno;
     corio__free(w);
-    return -errno;
+    return NULL;
   }
   corio__list_init(&w->link);
   corio__list_init(&w->jobs);
@@ -441,7 +446,17 @@ static int spawn_locked(pp_pool *p)
   w->sock = sv[0];
   p->slots[i] = w;
   p->nslots++;
-  ctl_send_locked(p, CORIO__PP_SPAWN, (int)i, 0, 0, (uint64_t)(uintptr_t)w, sv[1]);
+  *child = sv[1];
+  return w;
+}
+
+static int spawn_locked(pp_pool *p)
+{
+  pp_worker *w;
+  int child = -1, err = 0;
+  w = new_worker_locked(p, &child, &err);
+  if (!w) return err;
+  ctl_send_locked(p, CORIO__PP_SPAWN, w->slot, 0, 0, (uint64_t)(uintptr_t)w, child);
   wake(p); /* the manager polls the new socket from now */
   return 0;
 }
@@ -1259,6 +1274,7 @@ static size_t inline_limit(int sock)
 int corio_process_pool_new(corio_executor **out, const corio_process_pool_opts *opts)
 {
   corio_process_pool_opts o;
+  pp_worker *w0 = NULL;
   pthread_condattr_t ca;
   sigset_t all, old;
   pp_pool *p;
@@ -1309,6 +1325,16 @@ int corio_process_pool_new(corio_executor **out, const corio_process_pool_opts *
   pthread_condattr_destroy(&ca);
   pthread_mutex_init(&p->mu, NULL);
 
+  /* The first worker starts with the pool, so that the first job does not wait for two forks
+   * in a row: the fork server forks it first thing (before its own setup), on a socket made
+   * here, and the job can be sent into that socket at once. An idle worker costs a process
+   * and nothing else. Not when the test hook fails forks: those tests count from the first
+   * submit. If it cannot be made, the first submit starts a worker as usual. */
+  p->cfg.first_sock = -1;
+  if (!p->cfg.fail_forks) {
+    w0 = new_worker_locked(p, &p->cfg.first_sock, &rc);
+    if (w0) p->cfg.first_token = (uint64_t)(uintptr_t)w0;
+  }
   /* Unwritten stdio output would be written again by every child that calls exit(). */
   fflush(stdout);
   fflush(stderr);
@@ -1327,20 +1353,12 @@ int corio_process_pool_new(corio_executor **out, const corio_process_pool_opts *
   rc = -errno;
   close(sv[1]);
   sv[1] = -1;
+  close_fd(p->cfg.first_sock); /* the fork server has it */
+  p->cfg.first_sock = -1;
   if (pid < 0) goto fail_sync;
   p->server = pid;
   p->ctl = sv[0];
   sv[0] = -1;
-  /* The first worker starts with the pool, so that the first job does not wait for two forks
-   * in a row: its SPAWN is in the control socket before the fork server reads it, and the job
-   * can be sent to the worker's socket at once (spawn_locked). An idle worker costs a process
-   * and nothing else. Not when the test hook fails forks: those tests count from the first
-   * submit. A failure here is not fatal: the first submit tries again. */
-  if (!p->cfg.fail_forks) {
-    pthread_mutex_lock(&p->mu);
-    spawn_locked(p);
-    pthread_mutex_unlock(&p->mu);
-  }
 
   /* The manager must not take the program's signals (a loop's signalfd relies on them being
    * blocked in every thread). */
@@ -1362,6 +1380,10 @@ int corio_process_pool_new(corio_executor **out, const corio_process_pool_opts *
 fail_sync:
   pthread_mutex_destroy(&p->mu);
   pthread_cond_destroy(&p->cond);
+  if (w0) {
+    close_fd(w0->sock);
+    corio__free(w0);
+  }
 fail:
   if (sv[0] >= 0) close(sv[0]);
   if (sv[1] >= 0) close(sv[1]);

@@ -92,9 +92,11 @@ typedef struct corio__pp_ctl_msg {
 typedef struct corio__pp_config {
   corio_job_fn initializer;
   unsigned max_tasks_per_child;
-  size_t inline_max; /* payloads above this go through a memfd */
-  size_t msg_max;    /* the largest message payload (a CHUNK's): the workers' receive buffer */
-  int fail_forks;    /* test hook: this many worker forks fail with EAGAIN (-1: all) */
+  size_t inline_max;    /* payloads above this go through a memfd */
+  size_t msg_max;       /* the largest message payload (a CHUNK's): the workers' receive buffer */
+  int first_sock;       /* >= 0: the fork server forks worker 0 on this socket first thing */
+  uint64_t first_token; /* and reports it with this token, as if SPAWN had asked for it */
+  int fail_forks;       /* test hook: this many worker forks fail with EAGAIN (-1: all) */
 } corio__pp_config;
 
 /** Test hook, read by corio_process_pool_new: the new pool's fork server fails this many worker
