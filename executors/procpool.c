@@ -15,8 +15,15 @@
  * hop through the manager on the way in and no eventfd write. The send cannot block: a worker is
  * sent a job only while idle, so its socket is empty, and inline payloads are capped below the
  * socket buffer. Without an idle worker the job waits in the FIFO queue; the manager hands it
- * out when a result or a new worker frees one. Workers are forked on demand, one per queued job
- * lacking a worker, up to max_workers (a worker's slot is its index for corio_job_worker).
+ * out when a result or a new worker frees one. The first worker starts with the pool; the others
+ * are forked on demand, one per queued job lacking a worker, up to max_workers (a worker's slot
+ * is its index for corio_job_worker). A new worker is idle as soon as its socket exists, before
+ * the fork is done (spawn_locked).
+ *
+ * Map chunks: jobs queued together by corio_executor_map with the same chunk id go to one worker
+ * in one CHUNK message (send_chunk_locked); the worker keeps the list of the jobs sent to it,
+ * the first being the one running, and each RESULT completes the first. Jobs sent but not yet
+ * started when a worker dies are re-queued (settle_unstarted_locked).
  *
  * A worker's death is known twice: its socket hangs up, and the fork server reports the wait
  * status. Only the second one fails the job, so that the error can say what killed the worker;
@@ -1190,6 +1197,9 @@ static void *manager_main(void *arg)
   int status;
   bool over;
 
+  /* Named by itself: one prctl, where naming it from the creating thread writes
+   * /proc/self/task/<tid>/comm (three system calls on a new pool's path). */
+  pthread_setname_np(pthread_self(), "corio-procpool");
   corio__list_init(&done);
   for (;;) {
     pthread_mutex_lock(&p->mu);
@@ -1373,7 +1383,6 @@ int corio_process_pool_new(corio_executor **out, const corio_process_pool_opts *
     }
     goto fail_sync;
   }
-  pthread_setname_np(p->manager, "corio-procpool");
   *out = &p->base;
   return 0;
 

@@ -8,14 +8,17 @@
  *   parent (pool: submitters + manager thread)
  *     |-- control socket --> fork server (single-threaded, forked by corio_process_pool_new)
  *     |                        |-- fork() --> worker 0, worker 1, ...
- *     |-- worker socket (one per worker; its parent end arrives over the control socket with
- *         SCM_RIGHTS)
+ *     |-- worker socket (one per worker; the parent makes the pair and sends the worker's end
+ *         to the fork server with SPAWN, SCM_RIGHTS; worker 0's end is inherited by the fork
+ *         server, named in its config, and forked before anything else)
  *
- * Control messages, parent -> fork server: SPAWN (fork a worker for slot `worker`; `token`
- * comes back in the reply), KILL (signal `value` to the worker spawned with `token`, if not
- * reaped yet). EOF: the fork server exits.
- * Fork server -> parent: SPAWNED (+ the worker socket's parent end), SPAWN_FAILED (`value` =
- * errno), EXIT (worker `pid` was reaped; `value` = its wait status).
+ * Control messages, parent -> fork server: SPAWN (fork a worker for slot `worker` on the
+ * attached socket; `token` comes back in the reply), KILL (signal `value` to the worker spawned
+ * with `token`, if not reaped yet). EOF: the fork server exits.
+ * Fork server -> parent: SPAWNED (`pid` of the worker `token`), SPAWN_FAILED (`value` = errno;
+ * the worker's end of the socket is closed first), EXIT (worker `pid` was reaped; `value` = its
+ * wait status). The parent may send jobs to a worker before its SPAWNED arrives (they wait in
+ * the socket), and may even get its results first: the two travel on different sockets.
  *
  * Worker messages, parent -> worker: JOB (function and argument pointer values; input bytes
  * inline after the header, in the parent's window for this worker, or in a one-shot memfd);
