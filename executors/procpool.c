@@ -468,8 +468,9 @@ static int spawn_locked(pp_pool *p)
   return 0;
 }
 
-/* Hand queued jobs to idle workers, starting workers (up to max_workers) while none is idle. */
-static void dispatch_locked(pp_pool *p, corio__list *done)
+/* Hand queued jobs to idle workers, starting workers (up to max_workers, if @p may_spawn)
+ * while none is idle. */
+static void dispatch_ex_locked(pp_pool *p, corio__list *done, bool may_spawn)
 {
   char msg[96];
   pp_worker *w;
@@ -480,7 +481,7 @@ static void dispatch_locked(pp_pool *p, corio__list *done)
     for (; i < p->max_workers; i++)
       if (p->slots[i] && p->slots[i]->state == W_IDLE) break;
     if (i == p->max_workers) {
-      if (p->nslots >= p->max_workers || p->broken) break;
+      if (!may_spawn || p->nslots >= p->max_workers || p->broken) break;
       rc = spawn_locked(p);
       if (rc < 0) {
         if (p->nslots == 0) { /* nobody would ever run the queue */
@@ -523,6 +524,11 @@ static void dispatch_locked(pp_pool *p, corio__list *done)
     corio__list_insert_tail(&w->jobs, &job->node);
     w->state = W_BUSY;
   }
+}
+
+static void dispatch_locked(pp_pool *p, corio__list *done)
+{
+  dispatch_ex_locked(p, done, true);
 }
 
 /* ---- vtable ---- */
@@ -1093,6 +1099,9 @@ static void on_spawn_failed(pp_pool *p, const corio__pp_ctl_msg *m, corio__list 
              strerror(m->value));
     fail_queue_locked(p, done, m->value > 0 ? -m->value : -EAGAIN, msg);
   }
+  /* Jobs given back go to an idle worker if there is one; no new fork from here: while forks
+   * fail, that would fork again at every report. The next submit or result tries again. */
+  dispatch_ex_locked(p, done, false);
   pthread_mutex_unlock(&p->mu);
 }
 
