@@ -398,3 +398,34 @@ Test(process_pool_map, failing_initializer_fails_every_job_of_a_chunk)
   corio_executor_free(ex);
   assert_no_children();
 }
+
+Test(process_pool_map, chunk_bigger_than_one_message_is_cut)
+{
+  /* 16 inputs of 60 KiB, all inline (under the 64 KiB default threshold), in one chunk: one
+   * socket message holds about 200 KiB, so the chunk travels as several messages */
+  enum { N = 16, LEN = 60 << 10 };
+  int fds = count_fds();
+  corio_executor *ex = pool_new(2, 0, NULL, 0);
+  corio_bytes in[N];
+  corio_future *f[N];
+  const corio_bytes *out;
+  size_t i, j;
+  for (i = 0; i < N; i++) {
+    in[i] = corio_bytes_alloc(LEN);
+    for (j = 0; j < LEN; j++) in[i].data[j] = (uint8_t)(j * 31 + i);
+  }
+  cr_assert_eq(corio_executor_map(ex, reverse_or_grow, in, N, N, f), 0);
+  cr_assert_eq(corio_futures_wait_all(f, N, 30), 0);
+  for (i = 0; i < N; i++) {
+    cr_assert_eq(corio_future_error(f[i]), 0, "job %zu: %s", i, corio_future_error_message(f[i]));
+    out = corio_future_bytes(f[i]);
+    cr_assert_eq(out->len, (size_t)LEN);
+    for (j = 0; j < LEN; j++)
+      if (out->data[j] != in[i].data[LEN - 1 - j]) cr_assert_fail("job %zu byte %zu", i, j);
+    corio_future_unref(f[i]);
+    corio_bytes_free(&in[i]);
+  }
+  corio_executor_free(ex);
+  cr_assert_eq(count_fds(), fds);
+  assert_no_children();
+}
