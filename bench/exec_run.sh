@@ -66,8 +66,8 @@ for ((r = 1; r <= REPEAT; r++)); do
   run "$B"/bench/exec_corio pp_start 20
   run $PY bench/exec_py.py process pp_start 5
   for sc in pp_map1 pp_map64; do
-    run "$B"/bench/exec_corio $sc 10000
-    run $PY bench/exec_py.py process $sc 10000
+    run "$B"/bench/exec_corio "$sc" 10000
+    run $PY bench/exec_py.py process "$sc" 10000
   done
 done
 echo "# benchmarks took $((SECONDS - start)) s" >&2
