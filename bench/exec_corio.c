@@ -12,6 +12,9 @@
  *   pp_1m           process pool, 1 MiB argument, 1 MiB result (the job echoes it), median of N
  *   pp_start        a new pool and its first job (corio_process_pool_new + submit + wait), median
  *                   of N pools (each freed, untimed, before the next)
+ *   pp_map1         process pool, corio_executor_map of N small jobs (8-byte input, integer
+ *                   result) with chunksize 1, all awaited from a thread; jobs per second
+ *   pp_map64        the same with chunksize 64 (one message per 64 jobs each way in)
  * Prints: RESULT name=<scenario> impl=corio value=<number> unit=<us|ops/s|ms>, and comment
  * lines (#) with p10/p90. Exit status 0 only if every job succeeded and the loop (if any) closed
  * cleanly. */
@@ -255,6 +258,54 @@ static void thread_pool(const char *name)
 
 /* ---- process pool ---- */
 
+static void plus_one(corio_job *job)
+{
+  int64_t v = 0;
+  const corio_bytes *in = corio_job_input(job);
+  if (in->len == sizeof(v)) memcpy(&v, in->data, sizeof(v));
+  corio_job_return(job, v + 1);
+}
+
+/* map of N 8-byte jobs; the pool's workers are started (and warmed by a first map) untimed. */
+static void process_map(const char *name)
+{
+  size_t chunk = !strcmp(name, "pp_map64") ? 64 : 1;
+  corio_bytes *in = calloc((size_t)N, sizeof(*in));
+  corio_future **out = calloc((size_t)N, sizeof(*out));
+  int64_t *v = calloc((size_t)N, sizeof(*v));
+  double t0 = 0;
+  long i, k, len;
+  int rc;
+  if (!in || !out || !v) die("calloc", -12);
+  for (i = 0; i < N; i++) {
+    v[i] = i;
+    in[i].data = (uint8_t *)&v[i];
+    in[i].len = sizeof(v[i]);
+  }
+  rc = corio_process_pool_new(&pool, NULL);
+  if (rc < 0) die("corio_process_pool_new", rc);
+  for (k = 0; k < 2; k++) {
+    len = k ? N : (N < 1000 ? N : 1000);
+    t0 = now();
+    rc = corio_executor_map(pool, plus_one, in, (size_t)len, chunk, out);
+    if (rc < 0) die("corio_executor_map", rc);
+    rc = corio_futures_wait_all(out, (size_t)len, -1);
+    if (rc < 0) die("corio_futures_wait_all", rc);
+    t0 = now() - t0;
+    for (i = 0; i < len; i++) {
+      check(out[i]);
+      if (corio_future_int(out[i]) != i + 1) die("map result mismatch", -5);
+      corio_future_unref(out[i]);
+    }
+  }
+  corio_executor_free(pool);
+  printf("# %s N=%ld chunksize=%zu %.3f s\n", name, N, chunk, t0);
+  result(name, (double)N / t0, "ops/s");
+  free(in);
+  free(out);
+  free(v);
+}
+
 static void process_pool(const char *name)
 {
   corio_future *f;
@@ -307,7 +358,11 @@ int main(int argc, char **argv)
 {
   const char *sc = argc > 1 ? argv[1] : "";
   N = argc > 2 ? atol(argv[2]) : 0;
-  if (N <= 0) N = !strncmp(sc, "tp_tput", 7) ? 200000 : !strcmp(sc, "pp_start") ? 30 : 2000;
+  if (N <= 0)
+    N = !strncmp(sc, "tp_tput", 7)  ? 200000
+        : !strcmp(sc, "pp_start")   ? 30
+        : !strncmp(sc, "pp_map", 6) ? 10000
+                                    : 2000;
   lat = calloc((size_t)N, sizeof(*lat));
   if (!lat) die("calloc", -12);
   if (!strcmp(sc, "tp_rtt") || !strcmp(sc, "tp_tput"))
@@ -316,9 +371,11 @@ int main(int argc, char **argv)
     thread_pool(sc);
   else if (!strcmp(sc, "pp_rtt64") || !strcmp(sc, "pp_1m") || !strcmp(sc, "pp_start"))
     process_pool(sc);
+  else if (!strcmp(sc, "pp_map1") || !strcmp(sc, "pp_map64"))
+    process_map(sc);
   else {
     fprintf(stderr, "usage: exec_corio tp_rtt|tp_rtt_thread|tp_tput|tp_tput_thread|pp_rtt64|"
-                    "pp_1m|pp_start [N]\n");
+                    "pp_1m|pp_start|pp_map1|pp_map64 [N]\n");
     return 2;
   }
   free(lat);

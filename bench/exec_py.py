@@ -11,6 +11,8 @@ Usage: python3 exec_py.py <impl> <scenario> [N]
     pp_rtt64 process pool: a job echoing 64 bytes, median of N       (impl process)
     pp_1m    process pool: 1 MiB argument, 1 MiB result, median of N  (impl process)
     pp_start a new ProcessPoolExecutor and its first job, median of N (impl process)
+    pp_map1  ProcessPoolExecutor.map over N small jobs, chunksize=1; jobs/s   (impl process)
+    pp_map64 the same with chunksize=64 (one pickled chunk per 64 jobs)     (impl process)
 Prints RESULT name=<scenario> impl=<python impl> value=<number> unit=<us|ops/s|ms>.
 """
 import asyncio
@@ -108,7 +110,26 @@ async def aio(impl, name, n):
     result(impl, name, n / t, "ops/s")
 
 
+def plus_one(v):
+    return v + 1
+
+
+def process_map(name, n):
+    chunk = 64 if name == "pp_map64" else 1
+    with cf.ProcessPoolExecutor() as ex:
+        for count in (min(n, 1000), n):  # the first, untimed, starts and warms the workers
+            t0 = time.perf_counter()
+            out = list(ex.map(plus_one, range(count), chunksize=chunk))
+            t = time.perf_counter() - t0
+            assert out == [v + 1 for v in range(count)]
+    print(f"# {name} process N={n} chunksize={chunk} {t:.3f} s")
+    result("process", name, n / t, "ops/s")
+
+
 def process(name, n):
+    if name.startswith("pp_map"):
+        process_map(name, n)
+        return
     size = 1 << 20 if name == "pp_1m" else 64
     data = bytes((j * 7) & 0xFF for j in range(size))
     if name == "pp_start":
@@ -141,7 +162,7 @@ def main():
     impl, name = sys.argv[1], sys.argv[2]
     n = int(sys.argv[3]) if len(sys.argv) > 3 else 0
     if n <= 0:
-        n = {"tp_tput": 50000, "pp_start": 20}.get(name, 2000)
+        n = {"tp_tput": 50000, "pp_start": 20, "pp_map1": 10000, "pp_map64": 10000}.get(name, 2000)
     if impl == "threads":
         threads(name, n)
     elif impl in ("uvloop", "asyncio"):

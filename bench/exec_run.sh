@@ -65,6 +65,10 @@ for ((r = 1; r <= REPEAT; r++)); do
   run $PY bench/exec_py.py process pp_1m 100
   run "$B"/bench/exec_corio pp_start 20
   run $PY bench/exec_py.py process pp_start 5
+  for sc in pp_map1 pp_map64; do
+    run "$B"/bench/exec_corio "$sc" 10000
+    run $PY bench/exec_py.py process "$sc" 10000
+  done
 done
 echo "# benchmarks took $((SECONDS - start)) s" >&2
 
@@ -118,6 +122,8 @@ rows = [
     ("pp_rtt64", "process pool: 64-byte job round trip (median)", ["corio", "py_process"]),
     ("pp_1m", "process pool: 1 MiB argument + 1 MiB result (median)", ["corio", "py_process"]),
     ("pp_start", "process pool: new pool + first job (median)", ["corio", "py_process"]),
+    ("pp_map1", "process pool: map of 10,000 small jobs, chunksize 1", ["corio", "py_process"]),
+    ("pp_map64", "process pool: map of 10,000 small jobs, chunksize 64", ["corio", "py_process"]),
 ]
 # tp_rtt from Python's plain ThreadPoolExecutor is measured from a thread: put it in that row.
 for k in list(runs):
@@ -154,6 +160,9 @@ target("process pool 1 MiB + 1 MiB >= 3x Python", None if r is None else r >= 3,
 v = med("pp_start", "corio")
 target("worker process start (new pool + first job) <= 3 ms", None if v is None else v <= 3.0,
        fmt(v, "ms"))
+a, b = med("pp_map64", "corio"), med("pp_map1", "corio")
+print(f"- [info] process pool map, chunksize 64 over chunksize 1: "
+      f"{'n/a' if not a or not b else f'{a / b:.1f}x'}")
 PYEOF
 
 if [ ${#fails[@]} -gt 0 ]; then

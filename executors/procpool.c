@@ -15,8 +15,15 @@
  * hop through the manager on the way in and no eventfd write. The send cannot block: a worker is
  * sent a job only while idle, so its socket is empty, and inline payloads are capped below the
  * socket buffer. Without an idle worker the job waits in the FIFO queue; the manager hands it
- * out when a result or a new worker frees one. Workers are forked on demand, one per queued job
- * lacking a worker, up to max_workers (a worker's slot is its index for corio_job_worker).
+ * out when a result or a new worker frees one. The first worker starts with the pool; the others
+ * are forked on demand, one per queued job lacking a worker, up to max_workers (a worker's slot
+ * is its index for corio_job_worker). A new worker is idle as soon as its socket exists, before
+ * the fork is done (spawn_locked).
+ *
+ * Map chunks: jobs queued together by corio_executor_map with the same chunk id go to one worker
+ * in one CHUNK message (send_chunk_locked); the worker keeps the list of the jobs sent to it,
+ * the first being the one running, and each RESULT completes the first. Jobs sent but not yet
+ * started when a worker dies are re-queued (settle_unstarted_locked).
  *
  * A worker's death is known twice: its socket hangs up, and the fork server reports the wait
  * status. Only the second one fails the job, so that the error can say what killed the worker;
@@ -65,7 +72,7 @@
 
 int corio__procpool_fail_forks;
 
-enum { W_SPAWNING = 1, W_IDLE, W_BUSY, W_STOPPING, W_RETIRED };
+enum { W_IDLE = 1, W_BUSY, W_STOPPING, W_RETIRED };
 enum { KILL_NONE = 0, KILL_CANCEL, KILL_DEADLINE, KILL_PROTOCOL };
 enum { J_QUEUED = 1, J_RUNNING, J_DONE };
 #define J_KIND_CANCELLED 0x100 /* a finished job's kind: complete the future as cancelled */
@@ -76,9 +83,12 @@ typedef struct pp_worker {
   int slot; /* index in pool->slots, -1 once retired */
   int sock; /* our end of the worker's socket, -1 before SPAWNED and after closing */
   int kill_reason;
+  bool forked; /* the fork server reported the fork (SPAWNED): pid is known */
   pid_t pid;
   unsigned tasks;
-  corio_job *job;           /* W_BUSY: the job it runs */
+  corio__list jobs;         /* W_BUSY: the jobs sent, in order (through job->node); the first
+                               is the one running, the others wait in the worker (a chunk) */
+  corio_job *cancel_job;    /* the job whose cancel killed the worker (KILL_CANCEL) */
   corio__pp_window win_in;  /* inputs we write (used under the pool mutex) */
   corio__pp_window win_out; /* results it writes (used by the manager only) */
 } pp_worker;
@@ -92,9 +102,10 @@ typedef struct pp_pool {
   corio__list queue;   /* pending jobs, through job->node */
   size_t nqueued;
   pp_worker **slots;
-  unsigned nslots, nspawning; /* occupied slots, of which spawning */
-  corio__list dying;          /* retired workers waiting for their exit report */
-  corio__buf ctl_out;         /* control messages the socket could not take yet */
+  unsigned nslots;    /* occupied slots */
+  corio__list dying;  /* retired workers waiting for their exit report */
+  corio__buf ctl_out; /* control messages the socket could not take yet (ctl_rec) */
+  uint8_t *txbuf;     /* a CHUNK message being built (msg_max bytes, under the mutex) */
   int ctl, evfd;
   pid_t server;
   pthread_t manager;
@@ -177,6 +188,40 @@ static corio_job *queue_pop_locked(pp_pool *p)
   return corio_container_of(n, corio_job, node);
 }
 
+/* The job a busy worker runs (the first of those sent to it), or NULL. */
+static corio_job *running_job(pp_worker *w)
+{
+  return corio__list_empty(&w->jobs) ? NULL : corio_container_of(w->jobs.next, corio_job, node);
+}
+
+/* Put the jobs of @p l back at the head of the queue, in their order: they never ran. */
+static void requeue_locked(pp_pool *p, corio__list *l)
+{
+  corio__list *anchor = p->queue.next, *n;
+  corio_job *job;
+  while (!corio__list_empty(l)) {
+    n = l->next;
+    corio__list_remove(n);
+    job = corio_container_of(n, corio_job, node);
+    job->qstate = J_QUEUED;
+    corio__list_insert_tail(anchor, n);
+    p->nqueued++;
+  }
+}
+
+/* Fail the jobs of @p l (none of them started) with @p err and @p msg. */
+static void fail_list_locked(corio__list *l, corio__list *done, int err, const char *msg)
+{
+  corio_job *job;
+  while (!corio__list_empty(l)) {
+    job = corio_container_of(l->next, corio_job, node);
+    corio__list_remove(&job->node);
+    job_close_memfd(job);
+    corio_job_fail(job, err, "%s", msg);
+    job_done_locked(job, done);
+  }
+}
+
 static void fail_queue_locked(pp_pool *p, corio__list *done, int err, const char *msg)
 {
   corio_job *job;
@@ -188,28 +233,55 @@ static void fail_queue_locked(pp_pool *p, corio__list *done, int err, const char
   }
 }
 
-/* Queue a control message; never blocks (the fork server may itself be blocked sending to us,
- * and only the manager reads its messages). What the socket cannot take now is kept in ctl_out
- * and flushed by the manager on POLLOUT. */
-static void ctl_send_locked(pp_pool *p, uint32_t type, int worker, pid_t pid, int value,
-                            uint64_t token)
-{
+/* A control message waiting in ctl_out, with the descriptor it carries (or -1). */
+typedef struct ctl_rec {
   corio__pp_ctl_msg m;
-  int rc;
-  if (p->ctl < 0) return;
-  memset(&m, 0, sizeof(m));
-  m.type = type;
-  m.worker = worker;
-  m.pid = pid;
-  m.value = value;
-  m.token = token;
-  if (p->ctl_out.len == 0) {
-    rc = corio__pp_send(p->ctl, &m, sizeof(m), NULL, 0, -1, MSG_DONTWAIT);
-    if (rc != -EAGAIN) return; /* sent, or the fork server is gone (the manager sees it) */
+  int fd;
+  int pad;
+} ctl_rec;
+
+static void ctl_out_clear(pp_pool *p)
+{
+  size_t off;
+  ctl_rec r;
+  for (off = 0; off + sizeof(r) <= p->ctl_out.len; off += sizeof(r)) {
+    memcpy(&r, p->ctl_out.data + off, sizeof(r));
+    close_fd(r.fd);
   }
-  if (corio__buf_append(&p->ctl_out, &m, sizeof(m)) < 0) {
+  corio__buf_free(&p->ctl_out);
+}
+
+/* Queue a control message, with @p fd attached (>= 0; it is ours from here and closed once
+ * sent); never blocks (the fork server may itself be blocked sending to us, and only the
+ * manager reads its messages). What the socket cannot take now is kept in ctl_out and flushed
+ * by the manager on POLLOUT. */
+static void ctl_send_locked(pp_pool *p, uint32_t type, int worker, pid_t pid, int value,
+                            uint64_t token, int fd)
+{
+  ctl_rec r;
+  int rc;
+  if (p->ctl < 0) {
+    close_fd(fd);
+    return;
+  }
+  memset(&r, 0, sizeof(r));
+  r.m.type = type;
+  r.m.worker = worker;
+  r.m.pid = pid;
+  r.m.value = value;
+  r.m.token = token;
+  r.fd = fd;
+  if (p->ctl_out.len == 0) {
+    rc = corio__pp_send(p->ctl, &r.m, sizeof(r.m), NULL, 0, fd, MSG_DONTWAIT);
+    if (rc != -EAGAIN) { /* sent, or the fork server is gone (the manager sees it) */
+      close_fd(fd);
+      return;
+    }
+  }
+  if (corio__buf_append(&p->ctl_out, &r, sizeof(r)) < 0) {
     /* No memory to queue it: a blocking send is the only way not to lose it. */
-    corio__pp_send(p->ctl, &m, sizeof(m), NULL, 0, -1, 0);
+    corio__pp_send(p->ctl, &r.m, sizeof(r.m), NULL, 0, fd, 0);
+    close_fd(fd);
     return;
   }
   wake(p);
@@ -218,7 +290,7 @@ static void ctl_send_locked(pp_pool *p, uint32_t type, int worker, pid_t pid, in
 static void kill_worker_locked(pp_pool *p, pp_worker *w, int reason)
 {
   if (w->kill_reason == KILL_NONE)
-    ctl_send_locked(p, CORIO__PP_KILL, w->slot, w->pid, SIGKILL, (uint64_t)(uintptr_t)w);
+    ctl_send_locked(p, CORIO__PP_KILL, w->slot, w->pid, SIGKILL, (uint64_t)(uintptr_t)w, -1);
   /* A cancel overrides the deadline: the caller was promised a cancelled future. */
   if (w->kill_reason == KILL_NONE || reason == KILL_CANCEL) w->kill_reason = reason;
 }
@@ -264,32 +336,143 @@ static int send_job(pp_pool *p, pp_worker *w, corio_job *job, int winfd)
   return corio__pp_send(w->sock, &m, sizeof(m), payload, payload ? m.len : 0, fd, 0);
 }
 
-static void spawn_locked(pp_pool *p, corio__list *done)
+static size_t chunk_align(size_t off)
+{
+  return (off + CORIO__PP_CHUNK_ALIGN - 1) & ~(size_t)(CORIO__PP_CHUNK_ALIGN - 1);
+}
+
+/* Whether @p job can travel inside a CHUNK message: its input inline, and the same function and
+ * argument as the chunk's first job (map's jobs always are). */
+static bool chunkable(const pp_pool *p, const corio_job *job, const corio_job *first)
+{
+  return job->chunk && job->chunk == first->chunk && job->fn == first->fn &&
+         job->arg == first->arg && job_memfd(job) < 0 && job->input.len <= p->cfg.inline_max;
+}
+
+/* With @p first just popped from the queue for idle worker @p w: if the jobs after it in the
+ * queue belong to the same map chunk, send them all in one CHUNK message and return 1 (0: send
+ * @p first alone, as a JOB). The chunk is cut where it would exceed what one message holds
+ * (msg_max), at a job whose input is not inline (it travels alone, through the window or its
+ * memfd, and the rest of the chunk follows as another message, maybe to another worker), and at
+ * the worker's max_tasks_per_child: the limit counts jobs, so a worker is never sent a job it
+ * would not live to run. The queue is FIFO and a chunk's jobs are queued back to back, so they
+ * are still adjacent here (a cancel may have taken some out, which only shortens the chunk). */
+static int send_chunk_locked(pp_pool *p, pp_worker *w, corio_job *first)
+{
+  corio__pp_job_msg m;
+  corio__list batch, *n;
+  corio_job *job;
+  size_t count = 1, k, size, data, quota = SIZE_MAX;
+  uint64_t len;
+  int rc;
+  if (!first->chunk || !chunkable(p, first, first)) return 0;
+  if (p->cfg.max_tasks_per_child) quota = p->cfg.max_tasks_per_child - w->tasks;
+  /* Count the jobs that fit: lengths table, then each input at an aligned offset. */
+  data = first->input.len;
+  for (n = p->queue.next; n != &p->queue && count < quota; n = n->next) {
+    job = corio_container_of(n, corio_job, node);
+    if (!chunkable(p, job, first)) break;
+    size = chunk_align(data) + job->input.len;
+    if (chunk_align((count + 1) * sizeof(uint64_t)) + size > p->cfg.msg_max) break;
+    data = size;
+    count++;
+  }
+  if (count < 2) return 0;
+  if (!p->txbuf && !(p->txbuf = corio__malloc(p->cfg.msg_max))) return 0;
+  corio__list_init(&batch);
+  corio__list_insert_tail(&batch, &first->node);
+  for (k = 1; k < count; k++) corio__list_insert_tail(&batch, &queue_pop_locked(p)->node);
+  size = chunk_align(count * sizeof(uint64_t));
+  k = 0;
+  corio__list_foreach(n, &batch)
+  {
+    job = corio_container_of(n, corio_job, node);
+    len = job->input.len;
+    memcpy(p->txbuf + k++ * sizeof(uint64_t), &len, sizeof(len));
+    if (k > 1) size = chunk_align(size);
+    if (len) memcpy(p->txbuf + size, job->input.data, (size_t)len);
+    size += (size_t)len;
+  }
+  memset(&m, 0, sizeof(m));
+  m.type = CORIO__PP_CHUNK;
+  m.flags = CORIO__PP_F_BYTES;
+  m.fn = (uint64_t)(uintptr_t)first->fn;
+  m.arg = (uint64_t)(uintptr_t)first->arg;
+  m.len = count;
+  m.worker = w->slot;
+  rc = corio__pp_send(w->sock, &m, sizeof(m), p->txbuf, size, -1, 0);
+  if (rc < 0) {
+    /* As for a single job (dispatch_locked): the chunk goes back first in line. */
+    requeue_locked(p, &batch);
+    kill_worker_locked(p, w, KILL_PROTOCOL);
+    w->state = W_STOPPING;
+    return 1;
+  }
+  while (!corio__list_empty(&batch)) {
+    job = corio_container_of(batch.next, corio_job, node);
+    corio__list_remove(&job->node);
+    job->qstate = J_RUNNING;
+    job->worker = w->slot;
+    corio__list_insert_tail(&w->jobs, &job->node);
+  }
+  w->state = W_BUSY;
+  return 1;
+}
+
+/*
+ * Start a worker in a free slot: make its socket pair here and send the worker's end to the
+ * fork server with SPAWN. The worker is idle at once, before it even exists: a job sent now
+ * waits in its socket until the fork is done and the worker reads it. This takes the manager
+ * off the path of a new worker's first job (before, the job waited for the SPAWNED report to
+ * reach the manager, which then sent it: two more process wakeups, on a loaded machine the
+ * larger part of a new pool's first job). If the fork fails, SPAWN_FAILED gives back the jobs
+ * sent meanwhile (they never ran). 0, or -errno with nothing started.
+ */
+/* A new idle worker in a free slot, with its socket pair; *child gets the worker's end. */
+static pp_worker *new_worker_locked(pp_pool *p, int *child, int *err)
 {
   pp_worker *w;
   unsigned i;
-  while (p->nqueued > p->nspawning && p->nslots < p->max_workers && !p->broken) {
-    for (i = 0; p->slots[i]; i++) {
-    }
-    w = corio__calloc(1, sizeof(*w));
-    if (!w) {
-      if (p->nslots == 0) fail_queue_locked(p, done, -ENOMEM, "no memory to start a worker");
-      return;
-    }
-    corio__list_init(&w->link);
-    w->state = W_SPAWNING;
-    w->slot = (int)i;
-    w->sock = -1;
-    p->slots[i] = w;
-    p->nslots++;
-    p->nspawning++;
-    ctl_send_locked(p, CORIO__PP_SPAWN, (int)i, 0, 0, (uint64_t)(uintptr_t)w);
+  int sv[2];
+  for (i = 0; p->slots[i]; i++) {
   }
+  w = corio__calloc(1, sizeof(*w));
+  if (!w) {
+    *err = -ENOMEM;
+    return NULL;
+  }
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+    *err = -errno;
+    corio__free(w);
+    return NULL;
+  }
+  corio__list_init(&w->link);
+  corio__list_init(&w->jobs);
+  w->state = W_IDLE;
+  w->slot = (int)i;
+  w->sock = sv[0];
+  p->slots[i] = w;
+  p->nslots++;
+  *child = sv[1];
+  return w;
 }
 
-/* Hand queued jobs to idle workers, then start workers for what is left. */
-static void dispatch_locked(pp_pool *p, corio__list *done)
+static int spawn_locked(pp_pool *p)
 {
+  pp_worker *w;
+  int child = -1, err = 0;
+  w = new_worker_locked(p, &child, &err);
+  if (!w) return err;
+  ctl_send_locked(p, CORIO__PP_SPAWN, w->slot, 0, 0, (uint64_t)(uintptr_t)w, child);
+  wake(p); /* the manager polls the new socket from now */
+  return 0;
+}
+
+/* Hand queued jobs to idle workers, starting workers (up to max_workers, if @p may_spawn)
+ * while none is idle. */
+static void dispatch_ex_locked(pp_pool *p, corio__list *done, bool may_spawn)
+{
+  char msg[96];
   pp_worker *w;
   corio_job *job;
   unsigned i = 0;
@@ -297,9 +480,22 @@ static void dispatch_locked(pp_pool *p, corio__list *done)
   while (p->nqueued) {
     for (; i < p->max_workers; i++)
       if (p->slots[i] && p->slots[i]->state == W_IDLE) break;
-    if (i == p->max_workers) break;
+    if (i == p->max_workers) {
+      if (!may_spawn || p->nslots >= p->max_workers || p->broken) break;
+      rc = spawn_locked(p);
+      if (rc < 0) {
+        if (p->nslots == 0) { /* nobody would ever run the queue */
+          snprintf(msg, sizeof(msg), "cannot start a worker process: %s", strerror(-rc));
+          fail_queue_locked(p, done, rc, msg);
+        }
+        break;
+      }
+      i = 0;
+      continue;
+    }
     w = p->slots[i];
     job = queue_pop_locked(p);
+    if (send_chunk_locked(p, w, job)) continue;
     winfd = -1;
     if (job_memfd(job) < 0 && job->input.len > p->cfg.inline_max &&
         job->input.len > w->win_in.cap) {
@@ -325,31 +521,42 @@ static void dispatch_locked(pp_pool *p, corio__list *done)
     job_close_memfd(job); /* the worker has its own reference now */
     job->qstate = J_RUNNING;
     job->worker = w->slot;
-    w->job = job;
+    corio__list_insert_tail(&w->jobs, &job->node);
     w->state = W_BUSY;
   }
-  spawn_locked(p, done);
+}
+
+static void dispatch_locked(pp_pool *p, corio__list *done)
+{
+  dispatch_ex_locked(p, done, true);
 }
 
 /* ---- vtable ---- */
+
+/* A payload too big for the window goes into a memfd of its own. Built by the submitting thread,
+ * so that no big copy happens under the mutex (a window copy, up to CORIO__PP_WINDOW_MAX, does:
+ * it needs the worker chosen). Returns 0, or the error the job must fail with. */
+static int prepare_input(pp_pool *p, corio_job *job)
+{
+  size_t len = job->input.len;
+  int fd;
+  if (len <= p->cfg.inline_max || len <= CORIO__PP_WINDOW_MAX) return 0;
+  fd = corio__pp_memfd_from(job->input.data, len);
+  if (fd < 0) return fd;
+  job->impl = (void *)(intptr_t)(fd + 1);
+  corio_bytes_free(&job->input); /* the memfd has it; keep only the length */
+  job->input.len = len;
+  return 0;
+}
 
 static int pp_submit(corio_executor *ex, corio_job *job)
 {
   pp_pool *p = pool_of(ex);
   corio__list done;
-  size_t len = job->input.len;
-  int fd, err;
-  if (len > p->cfg.inline_max && len > CORIO__PP_WINDOW_MAX) {
-    /* Built here, in the submitting thread, so that no big copy happens under the mutex (a
-     * window copy, up to CORIO__PP_WINDOW_MAX, does: it needs the worker chosen). */
-    fd = corio__pp_memfd_from(job->input.data, len);
-    if (fd < 0) {
-      corio__job_finish_error(job, fd, "cannot create a memfd for the job's input");
-      return 0;
-    }
-    job->impl = (void *)(intptr_t)(fd + 1);
-    corio_bytes_free(&job->input); /* the memfd has it; keep only the length */
-    job->input.len = len;
+  int err = prepare_input(p, job);
+  if (err < 0) {
+    corio__job_finish_error(job, err, "cannot create a memfd for the job's input");
+    return 0;
   }
   corio__list_init(&done);
   pthread_mutex_lock(&p->mu);
@@ -370,6 +577,50 @@ static int pp_submit(corio_executor *ex, corio_job *job)
   return 0;
 }
 
+/* map: the jobs arrive as one list and are queued under one lock, so a chunk's jobs are adjacent
+ * in the queue (send_chunk_locked relies on it) and the workers see them all at once. */
+static int pp_submit_list(corio_executor *ex, corio__list *jobs, size_t n)
+{
+  pp_pool *p = pool_of(ex);
+  corio__list done, *node;
+  corio_job *job;
+  int err;
+  (void)n;
+  corio__list_init(&done);
+  for (node = jobs->next; node != jobs;) {
+    job = corio_container_of(node, corio_job, node);
+    node = node->next;
+    err = prepare_input(p, job);
+    if (err < 0) {
+      corio__list_remove(&job->node);
+      corio_job_fail(job, err, "cannot create a memfd for the job's input");
+      corio__list_insert_tail(&done, &job->node);
+    }
+  }
+  pthread_mutex_lock(&p->mu);
+  if (p->closing || p->broken) {
+    err = p->broken ? p->broken : CORIO_E_CLOSED;
+    fail_list_locked(jobs, &done, err,
+                     err == CORIO_E_CLOSED ? "the process pool is shut down" : p->broken_msg);
+  } else {
+    while (!corio__list_empty(jobs)) {
+      node = jobs->next;
+      corio__list_remove(node);
+      corio_container_of(node, corio_job, node)->qstate = J_QUEUED;
+      corio__list_insert_tail(&p->queue, node);
+      p->nqueued++;
+    }
+    dispatch_locked(p, &done);
+  }
+  pthread_mutex_unlock(&p->mu);
+  finish_list(&done);
+  return 0;
+}
+
+/* A queued job is taken out and cancelled. A running job's worker is killed (the future ends
+ * cancelled when the death is reported). A job sent in a chunk and waiting in the worker behind
+ * the running one is left alone and 0 returned, as the thread pool does for a job of a chunk a
+ * worker has taken: killing the worker would also kill the job running before it. */
 static int pp_cancel(corio_executor *ex, corio_job *job)
 {
   pp_pool *p = pool_of(ex);
@@ -387,8 +638,9 @@ static int pp_cancel(corio_executor *ex, corio_job *job)
   }
   if (job->qstate == J_RUNNING) {
     w = p->slots[job->worker];
-    if (w && w->job == job) {
+    if (w && running_job(w) == job) {
       kill_worker_locked(p, w, KILL_CANCEL);
+      w->cancel_job = job;
       rc = 1;
     }
   }
@@ -480,11 +732,12 @@ static int pp_shutdown(corio_executor *ex, int wait, int cancel_futures, double 
 static void pool_free(pp_pool *p)
 {
   close_fd(p->evfd);
-  corio__buf_free(&p->ctl_out);
+  ctl_out_clear(p);
   pthread_mutex_destroy(&p->mu);
   pthread_cond_destroy(&p->cond);
   corio__free(p->slots);
   corio__free(p->rxbuf);
+  corio__free(p->txbuf);
   corio__free(p->pfd);
   corio__free(p->pfd_worker);
   corio__free(p);
@@ -514,6 +767,7 @@ static const corio_executor_vt pp_vt = {
     .shutdown = pp_shutdown,
     .destroy = pp_destroy,
     .cancel = pp_cancel,
+    .submit_list = pp_submit_list,
 };
 
 /* ---- manager: results ---- */
@@ -605,7 +859,7 @@ static void on_result(pp_pool *p, pp_worker *w, struct result *r, corio__list *d
 {
   corio_job *job;
   pthread_mutex_lock(&p->mu);
-  job = w->job;
+  job = running_job(w);
   if (!job || w->state != W_BUSY) {
     /* A result nobody asked for: the worker is not following the protocol. */
     kill_worker_locked(p, w, KILL_PROTOCOL);
@@ -615,15 +869,19 @@ static void on_result(pp_pool *p, pp_worker *w, struct result *r, corio__list *d
     corio__free(r->text);
     return;
   }
-  w->job = NULL;
+  corio__list_remove(&job->node);
   w->tasks++;
-  if (w->kill_reason == KILL_CANCEL) {
+  if (job == w->cancel_job) {
+    /* It finished while its worker was being killed: the caller was promised a cancel. */
+    w->cancel_job = NULL;
     job_cancelled_locked(job, done);
   } else {
     apply_result(job, r);
     job_done_locked(job, done);
   }
-  if (w->kill_reason != KILL_NONE)
+  if (!corio__list_empty(&w->jobs)) {
+    /* The rest of a chunk: the worker stays busy, its next result is on the way. */
+  } else if (w->kill_reason != KILL_NONE)
     w->state = W_STOPPING; /* being killed: never reused */
   else if (p->cfg.max_tasks_per_child && w->tasks >= p->cfg.max_tasks_per_child)
     retire_locked(p, w); /* it exits by itself; a replacement may start at once */
@@ -674,12 +932,11 @@ static pp_worker *find_worker_locked(pp_pool *p, pid_t pid)
   pp_worker *w;
   unsigned i;
   for (i = 0; i < p->max_workers; i++)
-    if (p->slots[i] && p->slots[i]->state != W_SPAWNING && p->slots[i]->pid == pid)
-      return p->slots[i];
+    if (p->slots[i] && p->slots[i]->forked && p->slots[i]->pid == pid) return p->slots[i];
   corio__list_foreach(n, &p->dying)
   {
     w = corio_container_of(n, pp_worker, link);
-    if (w->pid == pid) return w;
+    if (w->forked && w->pid == pid) return w;
   }
   return NULL;
 }
@@ -702,18 +959,47 @@ static void describe_death(corio_job *job, const pp_worker *w, int status)
   }
 }
 
+/* The jobs sent to a worker that is gone and that never started there (the rest of a chunk
+ * behind the job that was running, or everything sent to a worker whose fork failed). They did
+ * not cause the death, so they run again elsewhere, first in line; unless no worker can ever run
+ * them (the fork server died) or shutdown's deadline has passed (then they fail as the queue
+ * did). A job whose cancel was asked for (it was the running one) ends cancelled. */
+static void settle_unstarted_locked(pp_pool *p, pp_worker *w, corio__list *done)
+{
+  if (w->cancel_job) {
+    corio__list_remove(&w->cancel_job->node);
+    job_cancelled_locked(w->cancel_job, done);
+    w->cancel_job = NULL;
+  }
+  if (p->broken)
+    fail_list_locked(&w->jobs, done, PP_E_WORKER_DIED, p->broken_msg);
+  else if (w->kill_reason == KILL_DEADLINE)
+    fail_list_locked(&w->jobs, done, -ETIMEDOUT,
+                     "the process pool's shutdown deadline passed before the job started");
+  else
+    requeue_locked(p, &w->jobs);
+}
+
 /* A worker is gone (@p status < 0: unknown, the fork server died): settle its job, free it. */
 static void worker_gone_locked(pp_pool *p, pp_worker *w, int status, corio__list *done)
 {
-  corio_job *job = w->job;
+  corio_job *job = running_job(w);
   close_fd(w->sock);
   w->sock = -1;
   corio__pp_window_free(&w->win_in);
   corio__pp_window_free(&w->win_out);
-  w->job = NULL;
   if (job) {
-    if (w->kill_reason == KILL_CANCEL) {
+    corio__list_remove(&job->node);
+    if (job == w->cancel_job) {
+      w->cancel_job = NULL;
       job_cancelled_locked(job, done);
+    } else if (w->kill_reason == KILL_CANCEL) {
+      /* The job cancelled finished just before the kill, and this next one of its chunk had
+       * started: it stopped halfway, through no fault of its own. */
+      corio_job_fail(job, PP_E_WORKER_DIED,
+                     "worker %d killed to cancel the job before this one in its chunk",
+                     (int)w->pid);
+      job_done_locked(job, done);
     } else {
       if (w->kill_reason == KILL_DEADLINE)
         corio_job_fail(job, -ETIMEDOUT,
@@ -729,6 +1015,7 @@ static void worker_gone_locked(pp_pool *p, pp_worker *w, int status, corio__list
       job_done_locked(job, done);
     }
   }
+  settle_unstarted_locked(p, w, done);
   if (w->slot >= 0) {
     p->slots[w->slot] = NULL;
     p->nslots--;
@@ -753,29 +1040,33 @@ static void on_exit_report(pp_pool *p, pid_t pid, int status, corio__list *done)
   pthread_mutex_unlock(&p->mu);
 }
 
-static pp_worker *find_spawning_locked(pp_pool *p, uint64_t token, int slot)
+/* The worker not yet reported forked whose token is @p token: in its slot, or already retired
+ * (its results may arrive before the SPAWNED report: they come through another socket). */
+static pp_worker *find_unforked_locked(pp_pool *p, uint64_t token, int slot)
 {
+  corio__list *n;
   pp_worker *w;
-  if (slot < 0 || (unsigned)slot >= p->max_workers) return NULL;
-  w = p->slots[slot];
-  return w && w->state == W_SPAWNING && (uint64_t)(uintptr_t)w == token ? w : NULL;
+  if (slot >= 0 && (unsigned)slot < p->max_workers) {
+    w = p->slots[slot];
+    if (w && !w->forked && (uint64_t)(uintptr_t)w == token) return w;
+  }
+  corio__list_foreach(n, &p->dying)
+  {
+    w = corio_container_of(n, pp_worker, link);
+    if (!w->forked && (uint64_t)(uintptr_t)w == token) return w;
+  }
+  return NULL;
 }
 
-static void on_spawned(pp_pool *p, const corio__pp_ctl_msg *m, int fd, corio__list *done)
+static void on_spawned(pp_pool *p, const corio__pp_ctl_msg *m)
 {
   pp_worker *w;
   pthread_mutex_lock(&p->mu);
-  w = find_spawning_locked(p, m->token, m->worker);
-  if (!w || fd < 0) {
-    pthread_mutex_unlock(&p->mu);
-    close_fd(fd);
-    return;
+  w = find_unforked_locked(p, m->token, m->worker);
+  if (w) {
+    w->pid = m->pid;
+    w->forked = true;
   }
-  p->nspawning--;
-  w->pid = m->pid;
-  w->sock = fd;
-  w->state = W_IDLE;
-  dispatch_locked(p, done);
   pthread_mutex_unlock(&p->mu);
 }
 
@@ -784,11 +1075,21 @@ static void on_spawn_failed(pp_pool *p, const corio__pp_ctl_msg *m, corio__list 
   char msg[160];
   pp_worker *w;
   pthread_mutex_lock(&p->mu);
-  w = find_spawning_locked(p, m->token, m->worker);
+  w = find_unforked_locked(p, m->token, m->worker);
   if (w) {
-    p->slots[w->slot] = NULL;
-    p->nslots--;
-    p->nspawning--;
+    /* The jobs sent to it never ran: they go back first in line (or end as their cancel or the
+     * shutdown deadline says). */
+    close_fd(w->sock);
+    w->sock = -1;
+    corio__pp_window_free(&w->win_in);
+    corio__pp_window_free(&w->win_out);
+    settle_unstarted_locked(p, w, done);
+    if (w->slot >= 0) {
+      p->slots[w->slot] = NULL;
+      p->nslots--;
+    } else {
+      corio__list_remove(&w->link);
+    }
     corio__free(w);
   }
   /* With no worker left to run them, the queued jobs would wait forever: fail them. A later
@@ -798,6 +1099,9 @@ static void on_spawn_failed(pp_pool *p, const corio__pp_ctl_msg *m, corio__list 
              strerror(m->value));
     fail_queue_locked(p, done, m->value > 0 ? -m->value : -EAGAIN, msg);
   }
+  /* Jobs given back go to an idle worker if there is one; no new fork from here: while forks
+   * fail, that would fork again at every report. The next submit or result tries again. */
+  dispatch_ex_locked(p, done, false);
   pthread_mutex_unlock(&p->mu);
 }
 
@@ -805,8 +1109,6 @@ static void on_spawn_failed(pp_pool *p, const corio__pp_ctl_msg *m, corio__list 
 static void on_server_death(pp_pool *p, corio__list *done)
 {
   corio__list *n;
-  pp_worker *w;
-  unsigned i;
   int status = 0;
   pid_t r;
   do r = waitpid(p->server, &status, 0);
@@ -815,7 +1117,7 @@ static void on_server_death(pp_pool *p, corio__list *done)
   p->server = -1;
   close_fd(p->ctl);
   p->ctl = -1;
-  corio__buf_free(&p->ctl_out);
+  ctl_out_clear(p);
   p->broken = PP_E_WORKER_DIED;
   if (r > 0 && WIFSIGNALED(status))
     snprintf(p->broken_msg, sizeof(p->broken_msg),
@@ -824,15 +1126,7 @@ static void on_server_death(pp_pool *p, corio__list *done)
   else
     snprintf(p->broken_msg, sizeof(p->broken_msg), "the process pool's fork server died");
   fail_queue_locked(p, done, PP_E_WORKER_DIED, p->broken_msg);
-  for (i = 0; i < p->max_workers; i++) {
-    w = p->slots[i];
-    if (w && w->state == W_SPAWNING) {
-      p->slots[i] = NULL;
-      p->nslots--;
-      p->nspawning--;
-      corio__free(w);
-    }
-  }
+  /* Workers in their slots are settled by the manager once their sockets hang up. */
   while (!corio__list_empty(&p->dying)) {
     n = p->dying.next;
     worker_gone_locked(p, corio_container_of(n, pp_worker, link), -1, done);
@@ -855,7 +1149,8 @@ static void on_ctl_readable(pp_pool *p, corio__list *done)
     if (n < 0) continue;
     switch (m.type) {
     case CORIO__PP_SPAWNED:
-      on_spawned(p, &m, fd, done);
+      close_fd(fd);
+      on_spawned(p, &m);
       break;
     case CORIO__PP_SPAWN_FAILED:
       close_fd(fd);
@@ -875,11 +1170,13 @@ static void flush_ctl(pp_pool *p)
 {
   int rc;
   pthread_mutex_lock(&p->mu);
-  while (p->ctl >= 0 && p->ctl_out.len >= sizeof(corio__pp_ctl_msg)) {
-    rc = corio__pp_send(p->ctl, p->ctl_out.data, sizeof(corio__pp_ctl_msg), NULL, 0, -1,
-                        MSG_DONTWAIT);
+  ctl_rec r;
+  while (p->ctl >= 0 && p->ctl_out.len >= sizeof(r)) {
+    memcpy(&r, p->ctl_out.data, sizeof(r));
+    rc = corio__pp_send(p->ctl, &r.m, sizeof(r.m), NULL, 0, r.fd, MSG_DONTWAIT);
     if (rc == -EAGAIN) break;
-    corio__buf_consume(&p->ctl_out, sizeof(corio__pp_ctl_msg));
+    close_fd(r.fd);
+    corio__buf_consume(&p->ctl_out, sizeof(r));
   }
   pthread_mutex_unlock(&p->mu);
 }
@@ -909,13 +1206,15 @@ static void *manager_main(void *arg)
   int status;
   bool over;
 
+  /* Named by itself: one prctl, where naming it from the creating thread writes
+   * /proc/self/task/<tid>/comm (three system calls on a new pool's path). */
+  pthread_setname_np(pthread_self(), "corio-procpool");
   corio__list_init(&done);
   for (;;) {
     pthread_mutex_lock(&p->mu);
     if (p->broken) /* lost workers have no exit report: settle them when their socket closes */
       for (i = 0; i < p->max_workers; i++)
-        if (p->slots[i] && p->slots[i]->sock < 0 && p->slots[i]->state != W_SPAWNING)
-          worker_gone_locked(p, p->slots[i], -1, &done);
+        if (p->slots[i] && p->slots[i]->sock < 0) worker_gone_locked(p, p->slots[i], -1, &done);
     over = wind_down_locked(p);
     nfd = 0;
     pfd[nfd].fd = p->evfd;
@@ -994,6 +1293,7 @@ static size_t inline_limit(int sock)
 int corio_process_pool_new(corio_executor **out, const corio_process_pool_opts *opts)
 {
   corio_process_pool_opts o;
+  pp_worker *w0 = NULL;
   pthread_condattr_t ca;
   sigset_t all, old;
   pp_pool *p;
@@ -1031,7 +1331,8 @@ int corio_process_pool_new(corio_executor **out, const corio_process_pool_opts *
     rc = -errno;
     goto fail;
   }
-  if (p->cfg.inline_max > inline_limit(sv[0])) p->cfg.inline_max = inline_limit(sv[0]);
+  p->cfg.msg_max = inline_limit(sv[0]);
+  if (p->cfg.inline_max > p->cfg.msg_max) p->cfg.inline_max = p->cfg.msg_max;
   p->rxbuf = corio__malloc(p->cfg.inline_max);
   if (!p->rxbuf) {
     rc = -ENOMEM;
@@ -1043,6 +1344,16 @@ int corio_process_pool_new(corio_executor **out, const corio_process_pool_opts *
   pthread_condattr_destroy(&ca);
   pthread_mutex_init(&p->mu, NULL);
 
+  /* The first worker starts with the pool, so that the first job does not wait for two forks
+   * in a row: the fork server forks it first thing (before its own setup), on a socket made
+   * here, and the job can be sent into that socket at once. An idle worker costs a process
+   * and nothing else. Not when the test hook fails forks: those tests count from the first
+   * submit. If it cannot be made, the first submit starts a worker as usual. */
+  p->cfg.first_sock = -1;
+  if (!p->cfg.fail_forks) {
+    w0 = new_worker_locked(p, &p->cfg.first_sock, &rc);
+    if (w0) p->cfg.first_token = (uint64_t)(uintptr_t)w0;
+  }
   /* Unwritten stdio output would be written again by every child that calls exit(). */
   fflush(stdout);
   fflush(stderr);
@@ -1061,6 +1372,8 @@ int corio_process_pool_new(corio_executor **out, const corio_process_pool_opts *
   rc = -errno;
   close(sv[1]);
   sv[1] = -1;
+  close_fd(p->cfg.first_sock); /* the fork server has it */
+  p->cfg.first_sock = -1;
   if (pid < 0) goto fail_sync;
   p->server = pid;
   p->ctl = sv[0];
@@ -1079,13 +1392,16 @@ int corio_process_pool_new(corio_executor **out, const corio_process_pool_opts *
     }
     goto fail_sync;
   }
-  pthread_setname_np(p->manager, "corio-procpool");
   *out = &p->base;
   return 0;
 
 fail_sync:
   pthread_mutex_destroy(&p->mu);
   pthread_cond_destroy(&p->cond);
+  if (w0) {
+    close_fd(w0->sock);
+    corio__free(w0);
+  }
 fail:
   if (sv[0] >= 0) close(sv[0]);
   if (sv[1] >= 0) close(sv[1]);

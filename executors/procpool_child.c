@@ -20,6 +20,16 @@
  * server dies for any reason, its workers die with it; each worker also exits on EOF of its own
  * socket, so a parent that dies takes the whole tree down.
  */
+/* The fork server and every worker begin as a fork of a process in which the library calls only
+ * they make (prctl, signalfd, getdents64, ...) were never made: with lazy binding each first call
+ * goes through the dynamic linker (symbol lookup, GOT write), in every new process, for several
+ * page faults each. Measured on the 2-vCPU VM, that was about 1 ms of a new pool's first job
+ * (5.7 ms -> 4.4 ms under LD_BIND_NOW=1). Without the PLT, calls from this file go through GOT
+ * entries that the dynamic linker fills when it loads the library. GCC only (clang has no such
+ * pragma; -fno-plt on the command line does the same). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-plt")
+#endif
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -215,7 +225,8 @@ int corio__pp_window_map(corio__pp_window *w, int fd)
 
 /* Send the job's result. Everything the parent needs is in one message, so a worker that dies
  * right after sending (max_tasks_per_child) loses nothing. */
-static int send_result(int sock, corio_job *job, size_t inline_max, corio__pp_window *win)
+static int send_result(int sock, corio_job *job, size_t inline_max, corio__pp_window *win,
+                       bool use_window)
 {
   corio__pp_result_msg m;
   const void *payload = NULL;
@@ -241,7 +252,7 @@ static int send_result(int sock, corio_job *job, size_t inline_max, corio__pp_wi
     m.kind = CORIO__JOB_INT;
     m.i = job->i;
   }
-  if (m.len > inline_max && m.len <= CORIO__PP_WINDOW_MAX &&
+  if (use_window && m.len > inline_max && m.len <= CORIO__PP_WINDOW_MAX &&
       (win->cap >= m.len || (fd = corio__pp_window_grow(win, m.len)) >= 0)) {
     memcpy(win->map, payload, m.len);
     m.flags |= CORIO__PP_F_WINDOW;
@@ -271,20 +282,99 @@ static void worker_fail(corio_job *job, int err, const char *what, const char *w
   corio_job_fail(job, err, "%s%s%s", what, why ? ": " : "", why ? why : "");
 }
 
+/* What a worker keeps between jobs. */
+struct wstate {
+  int sock;
+  const corio__pp_config *cfg;
+  corio__pp_window win_in, win_out;
+  int init_err;
+  char *init_msg;
+  unsigned done; /* jobs run, for max_tasks_per_child */
+};
+
+static void job_setup(corio_job *job, const corio__pp_job_msg *m)
+{
+  memset(job, 0, sizeof(*job));
+  corio__list_init(&job->node);
+  job->in_process = 1;
+  job->worker = m->worker;
+  job->fn = (corio_job_fn)(uintptr_t)m->fn;
+  job->arg = (void *)(uintptr_t)m->arg;
+}
+
+static void job_run(struct wstate *ws, corio_job *job)
+{
+  if (ws->init_err)
+    worker_fail(job, ws->init_err, "the worker's initializer failed", ws->init_msg);
+  else
+    job->fn(job);
+}
+
+/* Send the job's result and count the job. @p use_window: the result may go through the output
+ * window, which is safe only when no other result of ours can be unread by the pool (the last
+ * job of what the pool sent): a later result would overwrite the window under its reader. */
+static void job_reply(struct wstate *ws, corio_job *job, bool use_window)
+{
+  int rc;
+  /* Output the job printed must not wait in a stdio buffer that _exit would drop. */
+  fflush(NULL);
+  job->input.data = NULL;
+  rc = send_result(ws->sock, job, ws->cfg->inline_max, &ws->win_out, use_window);
+  corio__job_clear_result(job);
+  if (rc < 0) _exit(0); /* the pool is gone */
+  if (ws->cfg->max_tasks_per_child && ++ws->done >= ws->cfg->max_tasks_per_child) _exit(0);
+}
+
+static size_t chunk_align(size_t off)
+{
+  return (off + CORIO__PP_CHUNK_ALIGN - 1) & ~(size_t)(CORIO__PP_CHUNK_ALIGN - 1);
+}
+
+/* A CHUNK: check the whole layout first (a malformed message runs nothing), then run the jobs in
+ * order, each result sent as soon as the job returns. The inputs are read in place in @p buf,
+ * which stays untouched until the next receive. */
+static void run_chunk(struct wstate *ws, const corio__pp_job_msg *m, uint8_t *buf, size_t n)
+{
+  corio_job job;
+  uint64_t count = m->len, i, len;
+  size_t off;
+  if (count < 1 || count > n / sizeof(uint64_t)) _exit(125);
+  off = chunk_align((size_t)count * sizeof(uint64_t));
+  for (i = 0; i < count; i++) {
+    memcpy(&len, buf + i * sizeof(uint64_t), sizeof(len));
+    if (i) off = chunk_align(off);
+    if (off > n || len > n - off) _exit(125);
+    off += (size_t)len;
+  }
+  off = chunk_align((size_t)count * sizeof(uint64_t));
+  for (i = 0; i < count; i++) {
+    memcpy(&len, buf + i * sizeof(uint64_t), sizeof(len));
+    if (i) off = chunk_align(off);
+    job_setup(&job, m);
+    job.input.data = buf + off;
+    job.input.len = (size_t)len;
+    off += (size_t)len;
+    job_run(ws, &job);
+    job_reply(ws, &job, i + 1 == count);
+  }
+}
+
 static void worker_main(int sock, int index, const corio__pp_config *cfg) __attribute__((noreturn));
 static void worker_main(int sock, int index, const corio__pp_config *cfg)
 {
+  struct wstate ws;
   corio__pp_job_msg m;
-  corio__pp_window win_in = {NULL, 0}, win_out = {NULL, 0};
   corio_job job;
-  uint8_t *buf = malloc(cfg->inline_max ? cfg->inline_max : 1);
+  size_t cap = cfg->msg_max > cfg->inline_max ? cfg->msg_max : cfg->inline_max;
+  uint8_t *buf = malloc(cap ? cap : 1);
   void *map;
-  int init_err = 0, fd;
-  char *init_msg = NULL;
-  unsigned done = 0;
+  int fd;
   ssize_t n;
 
   if (!buf) _exit(126);
+  memset(&ws, 0, sizeof(ws));
+  ws.sock = sock;
+  ws.cfg = cfg;
   if (cfg->initializer) {
     memset(&job, 0, sizeof(job));
     job.in_process = 1;
@@ -292,27 +382,28 @@ static void worker_main(int sock, int index, const corio__pp_config *cfg)
     corio__list_init(&job.node);
     cfg->initializer(&job);
     if (job.kind == CORIO__JOB_ERR) {
-      init_err = job.err;
-      init_msg = job.errmsg ? strdup(job.errmsg) : NULL;
+      ws.init_err = job.err;
+      ws.init_msg = job.errmsg ? strdup(job.errmsg) : NULL;
     }
     corio__job_clear_result(&job);
     fflush(NULL);
   }
   for (;;) {
-    n = corio__pp_recv(sock, &m, sizeof(m), buf, cfg->inline_max, &fd, 0);
+    n = corio__pp_recv(sock, &m, sizeof(m), buf, cap, &fd, 0);
     if (n == -ENODATA) _exit(0); /* the pool closed our socket: orderly exit */
-    if (n < 0 || m.type != CORIO__PP_JOB) _exit(125);
-    memset(&job, 0, sizeof(job));
-    corio__list_init(&job.node);
-    job.in_process = 1;
-    job.worker = m.worker;
-    job.fn = (corio_job_fn)(uintptr_t)m.fn;
-    job.arg = (void *)(uintptr_t)m.arg;
+    if (n < 0) _exit(125);
+    if (m.type == CORIO__PP_CHUNK) {
+      if (fd >= 0) _exit(125);
+      run_chunk(&ws, &m, buf, (size_t)n);
+      continue;
+    }
+    if (m.type != CORIO__PP_JOB) _exit(125);
+    job_setup(&job, &m);
     map = NULL;
     if (m.flags & CORIO__PP_F_WINDOW) {
-      if (fd >= 0 && corio__pp_window_map(&win_in, fd) < 0) _exit(125);
-      if (m.len > win_in.cap) _exit(125);
-      job.input.data = win_in.map;
+      if (fd >= 0 && corio__pp_window_map(&ws.win_in, fd) < 0) _exit(125);
+      if (m.len > ws.win_in.cap) _exit(125);
+      job.input.data = ws.win_in.map;
     } else if (m.flags & CORIO__PP_F_MEMFD) {
       if (fd < 0) _exit(125);
       /* The input is only read: map it instead of copying it. MAP_POPULATE maps every page in
@@ -324,7 +415,9 @@ static void worker_main(int sock, int index, const corio__pp_config *cfg)
         int err = errno;
         map = NULL;
         worker_fail(&job, -err, "worker: cannot map the job's input", strerror(err));
-        goto reply;
+        job.input.len = m.len;
+        job_reply(&ws, &job, true);
+        continue;
       }
       job.input.data = map;
     } else {
@@ -333,36 +426,32 @@ static void worker_main(int sock, int index, const corio__pp_config *cfg)
       if (m.flags & CORIO__PP_F_BYTES) job.input.data = buf;
     }
     job.input.len = m.len;
-    if (init_err)
-      worker_fail(&job, init_err, "the worker's initializer failed", init_msg);
-    else
-      job.fn(&job);
-  reply:
-    /* Output the job printed must not wait in a stdio buffer that _exit would drop. */
-    fflush(NULL);
+    job_run(&ws, &job);
     if (map) munmap(map, m.len);
-    job.input.data = NULL;
-    n = send_result(sock, &job, cfg->inline_max, &win_out);
-    corio__job_clear_result(&job);
-    if (n < 0) _exit(0); /* the pool is gone */
-    if (cfg->max_tasks_per_child && ++done >= cfg->max_tasks_per_child) _exit(0);
+    job_reply(&ws, &job, true);
   }
 }
 
 /* ---- the fork server ---- */
 
+struct child {
+  pid_t pid;
+  uint64_t token; /* the pool's id of the worker */
+};
+
 struct server {
-  int ctl, sfd;
+  int ctl, sfd; /* sfd: -1 until set up */
   const corio__pp_config *cfg;
   int fail_forks;
-  struct child {
-    pid_t pid;
-    uint64_t token; /* the pool's id of the worker */
-  } * kids;         /* live (unreaped) workers */
+  bool scanned;       /* close_cloexec_fds has run (else each worker runs it) */
+  struct child *kids; /* live (unreaped) workers: kids0, or allocated past its size */
+  struct child kids0[16];
   size_t nkids, capkids;
   sigset_t oldmask;
   struct sigaction oldint;
 };
+
+static void close_cloexec_fds(int keep);
 
 static void server_reply(struct server *s, corio__pp_ctl_msg *m, int fd)
 {
@@ -372,61 +461,69 @@ static void server_reply(struct server *s, corio__pp_ctl_msg *m, int fd)
   }
 }
 
-static void server_spawn(struct server *s, const corio__pp_ctl_msg *req)
+/* Fork a worker on @p sock, the worker's end of the socket pair the pool made (SPAWN carries
+ * it); closed here in every case. */
+static void server_spawn(struct server *s, const corio__pp_ctl_msg *req, int sock)
 {
   corio__pp_ctl_msg m;
-  int sv[2], err;
+  int err;
   pid_t pid, me = getpid();
   memset(&m, 0, sizeof(m));
   m.worker = req->worker;
   m.token = req->token;
+  if (sock < 0) {
+    err = EBADF;
+    goto failed;
+  }
   if (s->fail_forks) {
     if (s->fail_forks > 0) s->fail_forks--;
     err = EAGAIN;
     goto failed;
   }
   if (s->nkids == s->capkids) {
-    size_t ncap = s->capkids ? s->capkids * 2 : 16;
-    struct child *n = realloc(s->kids, ncap * sizeof(*n));
+    /* Past the table in the struct only: no allocation (and no page touched) before the first
+     * worker's fork. */
+    size_t ncap = s->capkids * 2;
+    struct child *n = malloc(ncap * sizeof(*n));
     if (!n) {
       err = ENOMEM;
       goto failed;
     }
+    memcpy(n, s->kids, s->nkids * sizeof(*n));
+    if (s->kids != s->kids0) free(s->kids);
     s->kids = n;
     s->capkids = ncap;
-  }
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-    err = errno;
-    goto failed;
   }
   pid = fork();
   if (pid < 0) {
     err = errno;
-    close(sv[0]);
-    close(sv[1]);
     goto failed;
   }
   if (pid == 0) {
     /* Die with the fork server; the check after prctl closes the race with its death. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != me) _exit(0);
-    close(s->ctl);
-    close(s->sfd);
-    close(sv[0]);
-    free(s->kids);
+    if (s->scanned) {
+      close(s->ctl);
+      if (s->sfd >= 0) close(s->sfd);
+    } else {
+      close_cloexec_fds(sock); /* the control socket among them */
+    }
+    if (s->kids != s->kids0) free(s->kids);
     sigaction(SIGINT, &s->oldint, NULL);
     sigprocmask(SIG_SETMASK, &s->oldmask, NULL);
-    worker_main(sv[1], req->worker, s->cfg);
+    worker_main(sock, req->worker, s->cfg);
   }
-  close(sv[1]);
+  close(sock);
   s->kids[s->nkids].pid = pid;
   s->kids[s->nkids++].token = req->token;
   m.type = CORIO__PP_SPAWNED;
   m.pid = pid;
-  server_reply(s, &m, sv[0]);
-  close(sv[0]);
+  server_reply(s, &m, -1);
   return;
 failed:
+  /* Closing the worker's end first: the pool sees its socket hang up, then the report. */
+  if (sock >= 0) close(sock);
   m.type = CORIO__PP_SPAWN_FAILED;
   m.value = err;
   server_reply(s, &m, -1);
@@ -503,23 +600,40 @@ void corio__pp_fork_server(int ctl, const corio__pp_config *cfg)
   int fd;
   ssize_t n;
 
-  close_cloexec_fds(ctl);
   memset(&s, 0, sizeof(s));
   s.ctl = ctl;
+  s.sfd = -1;
   s.cfg = cfg;
   s.fail_forks = cfg->fail_forks;
+  s.kids = s.kids0;
+  s.capkids = sizeof(s.kids0) / sizeof(s.kids0[0]);
   /* A SIGCHLD set to SIG_IGN by the program would make the kernel reap workers itself and rob
-   * us of their exit status; the default disposition plus a blocked signal feeds the signalfd. */
+   * us of their exit status; the default disposition plus a blocked signal feeds the signalfd
+   * (which also reports a SIGCHLD that arrived before it existed: it stays pending). */
   memset(&sa, 0, sizeof(sa));
   sa.sa_handler = SIG_DFL;
   sigaction(SIGCHLD, &sa, NULL);
-  /* Ctrl-C reaches the whole process group: the parent decides what it means (it may shut the
-   * pool down), not the fork server. Workers get the program's own SIGINT disposition back. */
-  sa.sa_handler = SIG_IGN;
-  sigaction(SIGINT, &sa, &s.oldint);
+  sigaction(SIGINT, NULL, &s.oldint);
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);
   sigprocmask(SIG_BLOCK, &chld, &s.oldmask);
+  /* The pool's first worker is forked before anything else, so that a new pool's first job
+   * does not also wait for the rest of this setup: on a VM where a page fault costs tens of
+   * microseconds, the descriptor scan and the setup below are a good part of a millisecond.
+   * That worker then closes the close-on-exec descriptors itself. */
+  if (cfg->first_sock >= 0) {
+    memset(&m, 0, sizeof(m));
+    m.type = CORIO__PP_SPAWN;
+    m.worker = 0;
+    m.token = cfg->first_token;
+    server_spawn(&s, &m, cfg->first_sock);
+  }
+  close_cloexec_fds(ctl);
+  s.scanned = true;
+  /* Ctrl-C reaches the whole process group: the parent decides what it means (it may shut the
+   * pool down), not the fork server. Workers get the program's own SIGINT disposition back. */
+  sa.sa_handler = SIG_IGN;
+  sigaction(SIGINT, &sa, NULL);
   s.sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
   if (s.sfd < 0) _exit(124);
 
@@ -537,11 +651,12 @@ void corio__pp_fork_server(int ctl, const corio__pp_config *cfg)
     n = corio__pp_recv(ctl, &m, sizeof(m), NULL, 0, &fd, MSG_DONTWAIT);
     if (n == -EAGAIN) continue;
     if (n < 0) break; /* EOF (the pool is done, or died) or a broken socket */
+    if (m.type == CORIO__PP_SPAWN) {
+      server_spawn(&s, &m, fd);
+      continue;
+    }
     if (fd >= 0) close(fd);
-    if (m.type == CORIO__PP_SPAWN)
-      server_spawn(&s, &m);
-    else if (m.type == CORIO__PP_KILL)
-      server_kill(&s, m.token, m.value);
+    if (m.type == CORIO__PP_KILL) server_kill(&s, m.token, m.value);
   }
   /* Workers still alive die with us (PR_SET_PDEATHSIG). */
   _exit(0);

@@ -8,19 +8,26 @@
  *   parent (pool: submitters + manager thread)
  *     |-- control socket --> fork server (single-threaded, forked by corio_process_pool_new)
  *     |                        |-- fork() --> worker 0, worker 1, ...
- *     |-- worker socket (one per worker; its parent end arrives over the control socket with
- *         SCM_RIGHTS)
+ *     |-- worker socket (one per worker; the parent makes the pair and sends the worker's end
+ *         to the fork server with SPAWN, SCM_RIGHTS; worker 0's end is inherited by the fork
+ *         server, named in its config, and forked before anything else)
  *
- * Control messages, parent -> fork server: SPAWN (fork a worker for slot `worker`; `token`
- * comes back in the reply), KILL (signal `value` to the worker spawned with `token`, if not
- * reaped yet). EOF: the fork server exits.
- * Fork server -> parent: SPAWNED (+ the worker socket's parent end), SPAWN_FAILED (`value` =
- * errno), EXIT (worker `pid` was reaped; `value` = its wait status).
+ * Control messages, parent -> fork server: SPAWN (fork a worker for slot `worker` on the
+ * attached socket; `token` comes back in the reply), KILL (signal `value` to the worker spawned
+ * with `token`, if not reaped yet). EOF: the fork server exits.
+ * Fork server -> parent: SPAWNED (`pid` of the worker `token`), SPAWN_FAILED (`value` = errno;
+ * the worker's end of the socket is closed first), EXIT (worker `pid` was reaped; `value` = its
+ * wait status). The parent may send jobs to a worker before its SPAWNED arrives (they wait in
+ * the socket), and may even get its results first: the two travel on different sockets.
  *
  * Worker messages, parent -> worker: JOB (function and argument pointer values; input bytes
- * inline after the header, in the parent's window for this worker, or in a one-shot memfd).
- * EOF: the worker exits. Worker -> parent: RESULT (kind, integer, error code; bytes or error text
- * inline, in the worker's window, or in a one-shot memfd).
+ * inline after the header, in the parent's window for this worker, or in a one-shot memfd);
+ * CHUNK (several jobs of one map chunk in one message: `len` is the number of jobs, and the
+ * payload is their input lengths, uint64 each, then the inputs, each of these parts starting at a
+ * multiple of CORIO__PP_CHUNK_ALIGN; inputs always inline). EOF: the worker exits.
+ * Worker -> parent: RESULT (kind, integer, error code; bytes or error text inline, in the
+ * worker's window, or in a one-shot memfd), one per job, in the order the jobs were sent: the
+ * results of a chunk stream back as its jobs finish.
  *
  * Pointer values cross the process boundary as integers: every worker is a fork of the same
  * program (no exec), so code addresses and memory that existed when the pool started are valid.
@@ -39,7 +46,12 @@ enum {
   CORIO__PP_SPAWNED,
   CORIO__PP_SPAWN_FAILED,
   CORIO__PP_EXIT,
+  CORIO__PP_CHUNK,
 };
+
+/* Inputs in a CHUNK message start at multiples of this, as a malloc'd block would (a job may
+ * read its input through a struct pointer). */
+#define CORIO__PP_CHUNK_ALIGN 16
 
 enum {
   CORIO__PP_F_MEMFD = 1, /* the payload is in the attached memfd, not after the header */
@@ -58,7 +70,7 @@ enum {
 typedef struct corio__pp_job_msg {
   uint32_t type, flags;
   uint64_t fn, arg; /* corio_job_fn and void * values */
-  uint64_t len;     /* input length */
+  uint64_t len;     /* JOB: input length; CHUNK: number of jobs */
   int32_t worker;   /* slot index, for corio_job_worker */
   uint32_t pad;
 } corio__pp_job_msg;
@@ -83,8 +95,11 @@ typedef struct corio__pp_ctl_msg {
 typedef struct corio__pp_config {
   corio_job_fn initializer;
   unsigned max_tasks_per_child;
-  size_t inline_max; /* payloads above this go through a memfd */
-  int fail_forks;    /* test hook: this many worker forks fail with EAGAIN (-1: all) */
+  size_t inline_max;    /* payloads above this go through a memfd */
+  size_t msg_max;       /* the largest message payload (a CHUNK's): the workers' receive buffer */
+  int first_sock;       /* >= 0: the fork server forks worker 0 on this socket first thing */
+  uint64_t first_token; /* and reports it with this token, as if SPAWN had asked for it */
+  int fail_forks;       /* test hook: this many worker forks fail with EAGAIN (-1: all) */
 } corio__pp_config;
 
 /** Test hook, read by corio_process_pool_new: the new pool's fork server fails this many worker
