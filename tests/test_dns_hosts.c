@@ -263,7 +263,7 @@ Test(dns_hosts, an_edited_file_is_read_again)
   usleep(1100000);
   cr_assert_str_eq(answer("chg.corio.test", NULL, AF_INET, buf, sizeof(buf)), "127.0.0.9");
   /* rewritten with the same size, inode and mtime, as on a file system whose timestamps are
-   * coarser than the time between two writes: a file younger than 2 s is read again anyway */
+   * coarser than the time between two writes: a file read within 5 s of its mtime is read again */
   cr_assert_eq(stat(hosts_path, &st), 0);
   write_hosts("127.0.0.4 chg.corio.test\n");
   times[0] = st.st_atim;

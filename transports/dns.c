@@ -78,7 +78,7 @@ struct hosts {
   off_t size;
   struct timespec mtime;
   bool loaded;    /* the identity above is valid */
-  bool racy;      /* read within 2 s of its mtime: a same-size rewrite may not show; re-read */
+  bool racy;      /* read within 5 s of its mtime: a same-size rewrite may not show; re-read */
   double checked; /* loop time of the last check; < 0: never */
 };
 
@@ -327,11 +327,14 @@ static int hosts_load(struct hosts *h)
   h->size = st.st_size;
   h->mtime = st.st_mtim;
   h->loaded = true;
-  /* A rewrite within the file system's timestamp granularity of our read, with the same size
-   * and inode, would look unchanged: while the file is younger than 2 s, re-read it at every
-   * check (at most once a second) rather than trust the identity. */
+  /* A rewrite within the file system's timestamp granularity of our read (up to 2 s: FAT), with
+   * the same size and inode, would look unchanged: when we read a file modified less than 5 s
+   * before (a margin over the granularity for a slow reader), re-read it at every check (at
+   * most once a second) rather than trust the identity. */
   clock_gettime(CLOCK_REALTIME, &now);
-  h->racy = now.tv_sec - st.st_mtim.tv_sec < 2;
+  h->racy =
+      (double)(now.tv_sec - st.st_mtim.tv_sec) + (double)(now.tv_nsec - st.st_mtim.tv_nsec) / 1e9 <
+      5.0;
 done:
   corio__free(text);
   close(fd);
