@@ -20,18 +20,10 @@
  * looking wakes (or starts) one more, who does the same: help for a burst ramps up one wakeup
  * at a time, paid by the workers. Workers live until shutdown.
  *
- * Short jobs change two things (see worker_main and watch): a worker running a job of a pool
- * whose jobs have lately been short stays counted as looking (it will look again in a moment;
- * a watcher, an idle worker polling every WATCH_NS, takes over if the job blocks after all), and
- * the chain wakes one more worker only while the busy ones need help to empty the queue. On
- * 2 CPUs a stream of empty jobs from a loop then runs on one worker instead of six.
- *
  * No lost job: the submitter pushes, then reads nlooking; a worker stops looking (decrements)
  * and then, before sleeping, checks `incoming`, all seq_cst. So either the worker sees the job,
  * or the submitter sees nlooking at 0 and takes the mutex, which the worker holds from its last
- * check until cond_wait releases it atomically, so the signal finds it waiting. A worker counted
- * while it runs a short job looks at `incoming` when the job returns, or the watcher does
- * within WATCH_NS of the job turning out long.
+ * check until cond_wait releases it atomically, so the signal finds it waiting.
  *
  * Completion is corio__job_finish() in the worker: a loop-less future wakes its waiters and runs
  * its callbacks there; a job of a loop's future is handed to the loop through its MPSC inbox,
@@ -48,20 +40,6 @@
 /* How long one worker polls the queue before sleeping (see worker_main). */
 #ifndef SPIN_NS
 #define SPIN_NS 20000
-#endif
-
-/* Short jobs (see worker_main): a worker whose jobs have lately run shorter than SHORT_NS on
- * average stays counted as looking while it runs one, and another worker is woken for the queue
- * only while the busy ones would need more than DRAIN_NS to empty it, and fewer than one per CPU
- * are busy. A watcher checks every WATCH_NS that the queue moves. */
-#ifndef SHORT_NS
-#define SHORT_NS 50000
-#endif
-#ifndef DRAIN_NS
-#define DRAIN_NS 200000
-#endif
-#ifndef WATCH_NS
-#define WATCH_NS 1000000
 #endif
 
 /* job->qstate, under the pool's lock (Q_INCOMING is set by the submitter before the push) */
@@ -86,24 +64,15 @@ struct thread_pool {
   _Atomic unsigned nthreads;   /* started (under the lock); the next index */
   char pad1[64];
   pthread_mutex_t mu;
-  pthread_cond_t work;     /* idle workers sleep here */
-  pthread_cond_t exited;   /* shutdown sleeps here until the last worker leaves */
-  pthread_cond_t watch_cv; /* the watcher's timed sleeps (see watch) */
-  corio__list queue;       /* pending jobs, oldest first */
+  pthread_cond_t work;   /* idle workers sleep here */
+  pthread_cond_t exited; /* shutdown sleeps here until the last worker leaves */
+  corio__list queue;     /* pending jobs, oldest first */
   unsigned max_workers;
-  unsigned nalive;   /* started and not yet left worker_main */
-  unsigned njoined;  /* workers[0..njoined) are joined */
-  unsigned nwaiting; /* asleep on `work` */
-  unsigned nwakes;   /* signals sent to sleepers and not yet consumed */
-  bool spinning;     /* one worker polls `incoming` before it sleeps, see worker_main */
-  unsigned qlen;     /* entries in `queue` (jobs; a map chunk counts each of its jobs) */
-  unsigned nbusy;    /* workers running an entry */
-  unsigned nshort;   /* of those, the ones counted in nlooking (short mode) */
-  uint64_t ntaken;   /* entries taken since the pool began: the watcher's progress mark */
-  int64_t avg_ns;    /* moving average of a job's run time (starts at SHORT_NS: long) */
-  bool watching;     /* a worker is the watcher */
-  bool watch_req;    /* a sleeper was woken to become the watcher */
-  unsigned ncpu;
+  unsigned nalive;        /* started and not yet left worker_main */
+  unsigned njoined;       /* workers[0..njoined) are joined */
+  unsigned nwaiting;      /* asleep on `work` */
+  unsigned nwakes;        /* signals sent to sleepers and not yet consumed */
+  bool spinning;          /* one worker polls `incoming` before it sleeps, see worker_main */
   int64_t spin_ns;        /* how long: SPIN_NS, 0 on a single CPU (the spinner would only delay
                              the thread it waits for) */
   struct worker *workers; /* max_workers slots, so a worker's pointer to its slot is stable */
@@ -163,7 +132,6 @@ static void drain_incoming(thread_pool *p)
   for (; rev; rev = rev->inext) {
     rev->qstate = Q_QUEUED;
     corio__list_insert_tail(&p->queue, &rev->node);
-    p->qlen++;
   }
 }
 
@@ -180,7 +148,6 @@ static void take_queue(thread_pool *p, corio__list *out)
     out->prev->next = out;
     corio__list_init(&p->queue);
   }
-  p->qlen = 0;
 }
 
 static corio_job *list_pop(corio__list *l)
@@ -268,12 +235,10 @@ static void take_entry(thread_pool *p, corio__list *batch)
   corio__list_init(batch);
   job->qstate = Q_TAKEN;
   corio__list_insert_tail(batch, &job->node);
-  p->qlen--;
   while (chunk && !corio__list_empty(&p->queue)) {
     next = corio_container_of(p->queue.next, corio_job, node);
     if (next->chunk != chunk) break;
     list_pop(&p->queue);
-    p->qlen--;
     next->qstate = Q_TAKEN;
     corio__list_insert_tail(batch, &next->node);
   }
@@ -307,95 +272,12 @@ static bool work_left(thread_pool *p)
          atomic_load_explicit(&p->incoming, memory_order_seq_cst) != NULL;
 }
 
-/* With the lock held: the busy workers, short jobs running, would take more than DRAIN_NS to
- * empty the queue, and fewer than one per CPU are busy: one more worker pays. (nbusy >= 1: the
- * caller is busy.) Beyond one per CPU, short jobs only make the workers and the submitter take
- * turns on the CPUs: with empty jobs from a loop on 2 CPUs, one worker keeps up with the loop. */
-static bool need_more(thread_pool *p)
-{
-  return p->nbusy < p->ncpu &&
-         (uint64_t)p->qlen * (uint64_t)p->avg_ns > (uint64_t)DRAIN_NS * p->nbusy;
-}
-
-/*
- * The watcher. With the lock held, by a worker not counted in nlooking; returns with the lock
- * held when the worker should look at the queue again (the caller counts it in nlooking).
- *
- * A worker in short mode stays counted in nlooking while it runs a job, so submitters wake
- * nobody: it promises to look at the queue as soon as its job returns. A job that blocks breaks
- * the promise, and what is queued meanwhile would wait for it, even if the job waits for one of
- * them (A waits for B, B queued behind A). The watcher keeps the promise instead: a worker that
- * would otherwise sleep, it checks every WATCH_NS that entries are taken, and when the queue has
- * entries and none was taken in a whole period (or nobody counts as looking), it leaves and
- * takes work itself; the average is then set long, so new takes go back to the plain rule (a
- * busy worker does not count as looking, every submit with nobody looking wakes a sleeper).
- * Cost: one timed futex wait per WATCH_NS while short jobs run; at most WATCH_NS of delay for
- * the jobs queued behind a job that turned out long. The watcher leaves after a period without
- * any take and with no short job running. It waits on its own condition variable, so that the
- * signals meant for sleepers (counted in nwaiting and nwakes) never reach it.
- */
-static void watch(thread_pool *p)
-{
-  struct timespec ts;
-  uint64_t mark;
-  int64_t deadline;
-  if (p->watching) return;
-  p->watching = true;
-  for (;;) {
-    mark = p->ntaken;
-    drain_incoming(p);
-    if (atomic_load_explicit(&p->stopping, memory_order_relaxed)) break;
-    if (!corio__list_empty(&p->queue) && !atomic_load_explicit(&p->nlooking, memory_order_seq_cst))
-      break;
-    deadline = corio__now_ns() + WATCH_NS;
-    ts.tv_sec = deadline / 1000000000;
-    ts.tv_nsec = deadline % 1000000000;
-    pthread_cond_timedwait(&p->watch_cv, &p->mu, &ts);
-    drain_incoming(p);
-    if (atomic_load_explicit(&p->stopping, memory_order_relaxed)) break;
-    if (p->ntaken != mark) continue; /* the queue moves */
-    if (!corio__list_empty(&p->queue)) {
-      if (p->nshort && p->avg_ns < SHORT_NS) p->avg_ns = 2 * SHORT_NS; /* a job stalled */
-      break;
-    }
-    if (!p->nshort) break; /* idle */
-  }
-  p->watching = false;
-}
-
-/* With the lock held, a worker in short mode running: see that a watcher exists. Only a sleeper
- * is woken for it (with a wake token, counted in nlooking like any woken worker): a thread is
- * never started just to watch, workers start on demand. @return false if there is nobody to be
- * the watcher. */
-static bool call_watcher(thread_pool *p, bool *signal)
-{
-  if (p->watching || p->watch_req) return true;
-  if (p->nwaiting <= p->nwakes) return false;
-  p->watch_req = true;
-  p->nwakes++;
-  atomic_fetch_add_explicit(&p->nlooking, 1, memory_order_seq_cst);
-  *signal = true;
-  return true;
-}
-
 /*
  * A worker: take a queue entry, run it without the lock, repeat; sleep when there is no work.
  * The worker counts in nlooking from the moment it finishes its last job (before completing it:
  * a thread that submits again right after its wait returns sees the worker as coming, and a
  * submit/wait ping-pong runs on one worker with no wakeup per job) until it has taken an entry
  * or decided to sleep.
- *
- * Short mode. When jobs have lately been short (a moving average of their run time below
- * SHORT_NS) and a watcher exists or a sleeper can become one, the worker stays counted in
- * nlooking while it runs the entry (see watch), and wakes one more worker for the queue only if
- * need_more() says the busy ones will not empty it soon. The plain rule, "more work and nobody
- * else looking: wake one more, who does the same", woke all six workers for a stream of empty
- * jobs from a loop on 2 CPUs: they drained the queue faster than the loop refilled it, then spun,
- * slept and were woken again by the loop's submits (a futex wake on the loop thread, which is
- * the bottleneck). In short mode the loop's submit is one CAS and one load of a counter that
- * stays constant: no read-modify-write of nlooking per job on either side. Without a possible
- * watcher (a single thread, all threads busy) a take uses the plain rule, so sequential jobs
- * keep a pool of one thread.
  *
  * Before sleeping after a job, one worker at a time polls `incoming` for SPIN_NS, still counted
  * as looking, so submits signal nobody meanwhile. The reason is the cost of a sleep: a futex
@@ -415,9 +297,7 @@ static void *worker_main(void *arg)
   thread_pool *p = w->pool;
   corio__list batch, dead;
   corio_job *job;
-  int64_t t0 = 0, spent;
-  unsigned njobs, nsampled = 0;
-  bool ran = false, signal, woken, short_mode, timed;
+  bool ran = false, signal, woken;
 
   current_pool = p;
   set_name(p, w->index);
@@ -444,10 +324,6 @@ static void *worker_main(void *arg)
       woken = false;
       while (!work_left(p)) {
         if (atomic_load_explicit(&p->stopping, memory_order_relaxed)) goto out;
-        if (p->nshort && !p->watching) { /* a short job runs: watch it rather than sleep */
-          watch(p);
-          continue;
-        }
         p->nwaiting++;
         pthread_cond_wait(&p->work, &p->mu);
         p->nwaiting--;
@@ -458,54 +334,27 @@ static void *worker_main(void *arg)
           break;
         }
       }
-      if (woken && p->watch_req) { /* woken to be the watcher */
-        p->watch_req = false;
-        atomic_fetch_sub_explicit(&p->nlooking, 1, memory_order_seq_cst);
-        watch(p);
-        woken = false;
-      }
       if (!woken) atomic_fetch_add_explicit(&p->nlooking, 1, memory_order_seq_cst);
       continue;
     }
-    signal = false;
-    short_mode = p->avg_ns < SHORT_NS && call_watcher(p, &signal);
     take_entry(p, &batch);
-    p->ntaken++;
-    p->nbusy++;
-    if (short_mode)
-      p->nshort++;
-    else
-      atomic_fetch_sub_explicit(&p->nlooking, 1, memory_order_seq_cst);
-    /* More work left and nobody else looking: wake (or start) one more, who does the same. In
-     * short mode, only if the busy workers need help. */
-    if (!corio__list_empty(&p->queue) &&
-        atomic_load_explicit(&p->nlooking, memory_order_seq_cst) == (short_mode ? 1u : 0u) &&
-        (!short_mode || need_more(p)))
+    atomic_fetch_sub_explicit(&p->nlooking, 1, memory_order_seq_cst);
+    /* More work left and nobody else looking: wake (or start) one more, who does the same. */
+    signal = false;
+    if (!corio__list_empty(&p->queue) && !atomic_load_explicit(&p->nlooking, memory_order_seq_cst))
       wake_or_spawn(p, &signal, &dead); /* on failure the workers alive (we) carry on: dead
                                            stays empty while nthreads > 0 */
     pthread_mutex_unlock(&p->mu);
     if (signal) pthread_cond_signal(&p->work);
-    /* A clock read costs 25-70 ns on a VM (kvm-clock), as much as an empty job: in short mode
-     * one entry in 16 is timed, enough for the average to follow. */
-    timed = !short_mode || nsampled++ % 16 == 0;
-    spent = 0;
-    njobs = 0;
-    if (timed) t0 = corio__now_ns();
     while ((job = list_pop(&batch))) {
       job->worker = (int)w->index;
       job->fn(job);
-      if (timed) spent += corio__now_ns() - t0; /* the completion below is not counted */
-      njobs++;
-      if (!short_mode && corio__list_empty(&batch))
+      if (corio__list_empty(&batch))
         atomic_fetch_add_explicit(&p->nlooking, 1, memory_order_seq_cst);
       corio__job_finish(job); /* frees the job */
-      if (timed && !corio__list_empty(&batch)) t0 = corio__now_ns();
     }
     ran = true;
     pthread_mutex_lock(&p->mu);
-    p->nbusy--;
-    if (short_mode) p->nshort--;
-    if (timed) p->avg_ns += (spent / (int64_t)njobs - p->avg_ns) / 8;
   }
 out:
   if (--p->nalive == 0) pthread_cond_broadcast(&p->exited);
@@ -548,7 +397,6 @@ static int tp_cancel(corio_executor *ex, corio_job *job)
     return 0; /* running (job->cancelled tells it), or finished */
   }
   corio__list_remove(&job->node);
-  p->qlen--;
   job->qstate = Q_TAKEN;
   pthread_mutex_unlock(&p->mu);
   corio__job_finish_cancelled(job);
@@ -577,7 +425,6 @@ static int tp_shutdown(corio_executor *ex, int wait, int cancel_futures, double 
   if (cancel_futures) take_queue(p, &dead);
   /* Sleepers wake without a wake token (nwakes): they see `stopping` and leave. */
   if (p->nwaiting) pthread_cond_broadcast(&p->work);
-  if (p->watching) pthread_cond_signal(&p->watch_cv);
   pthread_mutex_unlock(&p->mu);
   /* Outside the lock: completing a future runs its (loop-less) callbacks here. */
   fail_list(&dead, 0);
@@ -622,7 +469,6 @@ static void tp_destroy(corio_executor *ex)
   pthread_mutex_unlock(&p->mu);
   pthread_cond_destroy(&p->work);
   pthread_cond_destroy(&p->exited);
-  pthread_cond_destroy(&p->watch_cv);
   pthread_mutex_destroy(&p->mu);
   corio__free(p->workers);
   corio__free(p);
@@ -666,8 +512,6 @@ int corio_thread_pool_new(corio_executor **out, const corio_thread_pool_opts *op
   ncpu = cpus();
   p->max_workers = opts->max_workers ? opts->max_workers : ncpu + 4 < 32 ? (unsigned)ncpu + 4 : 32;
   p->spin_ns = ncpu > 1 ? SPIN_NS : 0;
-  p->ncpu = (unsigned)ncpu;
-  p->avg_ns = SHORT_NS;
   p->initializer = opts->initializer;
   p->initarg = opts->initarg;
   prefix = opts->thread_name_prefix ? opts->thread_name_prefix : "corio";
@@ -690,10 +534,6 @@ int corio_thread_pool_new(corio_executor **out, const corio_thread_pool_opts *op
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
   rc = -pthread_cond_init(&p->exited, &ca);
-  if (rc == 0) {
-    rc = -pthread_cond_init(&p->watch_cv, &ca);
-    if (rc < 0) pthread_cond_destroy(&p->exited);
-  }
   pthread_condattr_destroy(&ca);
   if (rc < 0) goto fail_exited;
   *out = &p->base;
