@@ -339,9 +339,12 @@ static void *worker_main(void *arg)
     }
     take_entry(p, &batch);
     atomic_fetch_sub_explicit(&p->nlooking, 1, memory_order_seq_cst);
-    /* More work left and nobody else looking: wake (or start) one more, who does the same. */
+    /* More work left and nobody else looking: wake (or start) one more, who does the same.
+     * `incoming` too, after our decrement (seq_cst): a job pushed since our drain by a
+     * submitter who still saw us looking is ours to hand on, else it would wait behind the job
+     * we are about to run (the Dekker pairing of the top comment, on this path as well). */
     signal = false;
-    if (!corio__list_empty(&p->queue) && !atomic_load_explicit(&p->nlooking, memory_order_seq_cst))
+    if (work_left(p) && !atomic_load_explicit(&p->nlooking, memory_order_seq_cst))
       wake_or_spawn(p, &signal, &dead); /* on failure the workers alive (we) carry on: dead
                                            stays empty while nthreads > 0 */
     pthread_mutex_unlock(&p->mu);
