@@ -13,7 +13,7 @@ TSAN ?= build-tsan
 TSAN_TESTS := test_executor_thread test_executor_thread_cancel test_executor_thread_loop \
   test_executor_thread_map test_executor_process test_executor_process_cancel \
   test_executor_process_crash test_executor_process_payload test_executor_process_shm \
-  test_executor_process_map test_executor_process_start
+  test_executor_process_map test_executor_process_start test_executor_completions
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all deps bench-deps build build-asan build-tsan build-clang demo test test-plain test-asan \

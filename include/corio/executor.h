@@ -108,6 +108,24 @@ CORIO_EXTERN int corio_futures_wait_all(corio_future *const *futs, size_t n, dou
 CORIO_EXTERN int corio_futures_wait_any(corio_future *const *futs, size_t n, double timeout_s);
 
 /**
+ * A completion queue: futures come out in the order they finish, to any thread. With map() it is
+ * Pool.imap_unordered; with submits, concurrent.futures.as_completed for plain threads. O(1) per
+ * future (corio_futures_wait_any is O(n) per call).
+ */
+typedef struct corio_completions corio_completions;
+CORIO_EXTERN int corio_completions_new(corio_completions **out);
+/** Add @p f (consumes a reference). A loop's future must be added from its loop's thread
+ *  (CORIO_E_WRONG_THREAD otherwise); executor futures from anywhere. 0, -EINVAL, -ENOMEM. */
+CORIO_EXTERN int corio_completions_add(corio_completions *c, corio_future *f);
+/** The next finished future (*@p out, a reference for the caller), waiting up to @p timeout_s
+ *  (< 0: forever, 0: do not wait). 0, -ETIMEDOUT, or -ENOENT when nothing is left. */
+CORIO_EXTERN int corio_completions_next(corio_completions *c, double timeout_s, corio_future **out);
+/** Futures added and not yet taken (finished or not). */
+CORIO_EXTERN size_t corio_completions_pending(corio_completions *c);
+/** Free: futures not taken are released (those still running when they finish). */
+CORIO_EXTERN void corio_completions_free(corio_completions *c);
+
+/**
  * Shut down: refuse new jobs; @p cancel_futures cancels the pending (not yet running) ones;
  * @p wait blocks until running jobs finish, at most @p timeout_s (< 0: no limit; a process pool
  * kills workers still busy at the deadline). Idempotent. @return 0 or -ETIMEDOUT.
