@@ -8,50 +8,23 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <corio.h>
+#include "test_util.h"
 
 static corio_loop *loop;
 static pid_t dnsmasq_pid;
 static int dns_port, silent_fd, silent_port;
 
-static int free_udp_port(int *keep_fd)
-{
-  struct sockaddr_in a = {.sin_family = AF_INET};
-  socklen_t l = sizeof(a);
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, (struct sockaddr *)&a, sizeof(a));
-  getsockname(fd, (struct sockaddr *)&a, &l);
-  if (keep_fd)
-    *keep_fd = fd;
-  else
-    close(fd);
-  return ntohs(a.sin_port);
-}
-
 static void start_dnsmasq(void)
 {
-  char port[32];
-  int attempt, status;
-  if (access("/usr/sbin/dnsmasq", X_OK) != 0) return;
-  /* The port is probed free for UDP only and tests run in parallel: retry if dnsmasq cannot
-   * bind (it exits at once). */
-  for (attempt = 0; attempt < 10; attempt++) {
-    dns_port = free_udp_port(NULL);
-    snprintf(port, sizeof(port), "--port=%d", dns_port);
-    dnsmasq_pid = fork();
-    if (dnsmasq_pid == 0) {
-      execl("/usr/sbin/dnsmasq", "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts",
-            "--no-poll", "--conf-file=/dev/null", "--listen-address=127.0.0.1", "--bind-interfaces",
-            port, "--address=/corio.test/127.0.0.1", "--address=/v6.corio.test/::1",
-            "--address=/nx.test/", "--address=/multi.corio.test/127.0.0.2",
-            "--address=/multi.corio.test/127.0.0.3", "--address=/dual.corio.test/::1",
-            "--address=/dual.corio.test/127.0.0.1", "--pid-file=", (char *)NULL);
-      _exit(127);
-    }
-    usleep(200000);
-    if (waitpid(dnsmasq_pid, &status, WNOHANG) == 0) return; /* running */
-    dnsmasq_pid = 0;
-  }
+  static const char *const records[] = {"--address=/corio.test/127.0.0.1",
+                                        "--address=/v6.corio.test/::1",
+                                        "--address=/nx.test/",
+                                        "--address=/multi.corio.test/127.0.0.2",
+                                        "--address=/multi.corio.test/127.0.0.3",
+                                        "--address=/dual.corio.test/::1",
+                                        "--address=/dual.corio.test/127.0.0.1",
+                                        NULL};
+  dnsmasq_pid = test_start_dnsmasq(&dns_port, records);
 }
 
 static void setup(void)
@@ -60,7 +33,7 @@ static void setup(void)
   char servers[64];
   cr_assert_eq(corio_loop_new(&loop, NULL), 0);
   start_dnsmasq();
-  silent_port = free_udp_port(&silent_fd); /* bound, never answers */
+  silent_port = test_free_udp_port(&silent_fd); /* bound, never answers */
   if (dnsmasq_pid > 0) {
     snprintf(servers, sizeof(servers), "127.0.0.1:%d", dns_port);
     o.servers = servers;

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <corio.h>
+#include "test_util.h"
 #include <corio/future.h>
 
 static corio_loop *loop;
@@ -22,41 +23,12 @@ static pid_t dnsmasq_pid;
 static int dns_port, silent_fd, silent_port;
 static char hosts_path[64];
 
-static int free_udp_port(int *keep_fd)
-{
-  struct sockaddr_in a = {.sin_family = AF_INET};
-  socklen_t l = sizeof(a);
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, (struct sockaddr *)&a, sizeof(a));
-  getsockname(fd, (struct sockaddr *)&a, &l);
-  if (keep_fd)
-    *keep_fd = fd;
-  else
-    close(fd);
-  return ntohs(a.sin_port);
-}
-
 static void start_dnsmasq(void)
 {
-  char port[32];
-  int attempt, status;
-  if (access("/usr/sbin/dnsmasq", X_OK) != 0) return;
-  for (attempt = 0; attempt < 10; attempt++) { /* retry if another test took the port */
-    dns_port = free_udp_port(NULL);
-    snprintf(port, sizeof(port), "--port=%d", dns_port);
-    dnsmasq_pid = fork();
-    if (dnsmasq_pid == 0) {
-      execl("/usr/sbin/dnsmasq", "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts",
-            "--no-poll", "--conf-file=/dev/null", "--listen-address=127.0.0.1", "--bind-interfaces",
-            port, "--address=/corio.test/127.0.0.1", "--address=/dual.corio.test/::1",
-            "--address=/dual.corio.test/127.0.0.1", "--pid-file=", (char *)NULL);
-      _exit(127);
-    }
-    usleep(200000);
-    if (waitpid(dnsmasq_pid, &status, WNOHANG) == 0) return; /* running */
-    dnsmasq_pid = 0;
-  }
+  static const char *const records[] = {"--address=/corio.test/127.0.0.1",
+                                        "--address=/dual.corio.test/::1",
+                                        "--address=/dual.corio.test/127.0.0.1", NULL};
+  dnsmasq_pid = test_start_dnsmasq(&dns_port, records);
 }
 
 static void write_hosts(const char *text)
@@ -85,7 +57,7 @@ static void setup(void)
   int fd;
   cr_assert_eq(corio_loop_new(&loop, NULL), 0);
   start_dnsmasq();
-  silent_port = free_udp_port(&silent_fd); /* bound, never answers */
+  silent_port = test_free_udp_port(&silent_fd); /* bound, never answers */
   snprintf(hosts_path, sizeof(hosts_path), "/tmp/corio-hosts.XXXXXX");
   fd = mkstemp(hosts_path);
   cr_assert_geq(fd, 0);
@@ -441,41 +413,6 @@ Test(dns_hosts, the_system_hosts_file_is_the_default)
 
 /* ---- allocation failures: every allocation of a hosts-file lookup made to fail in turn ---- */
 
-static struct {
-  long count, fail_at, live, failed;
-} A;
-static bool should_fail(void)
-{
-  if (++A.count != A.fail_at) return false;
-  A.failed++;
-  return true;
-}
-static void *t_malloc(size_t n, void *ctx)
-{
-  void *p;
-  (void)ctx;
-  if (should_fail()) return NULL;
-  p = malloc(n);
-  if (p) A.live++;
-  return p;
-}
-static void *t_realloc(void *p, size_t n, void *ctx)
-{
-  void *q;
-  (void)ctx;
-  if (should_fail()) return NULL;
-  q = realloc(p, n);
-  if (q && !p) A.live++;
-  return q;
-}
-static void t_free(void *p, void *ctx)
-{
-  (void)ctx;
-  if (p) A.live--;
-  free(p);
-}
-static const corio_allocator counting = {t_malloc, t_realloc, t_free, NULL};
-
 /* 0 if everything succeeded, -ENOMEM if something failed cleanly; asserts anything else. */
 static int scenario_hosts(long n)
 {
@@ -550,7 +487,7 @@ Test(dns_hosts, allocation_failures_are_clean_errors)
   if (!have_ipv6_loopback()) cr_skip_test("no IPv6 loopback: the expected order differs");
   write_hosts("127.0.0.5 alpha\n198.51.100.7 multi\n127.0.0.1 multi\n::1 multi\n");
   A.count = A.fail_at = A.live = A.failed = 0;
-  corio_set_allocator(&counting);
+  corio_set_allocator(&test_alloc_counting);
   rc = scenario_hosts(0);
   corio_set_allocator(NULL);
   cr_assert_eq(rc, 0, "the scenario must succeed without failures");
@@ -559,7 +496,7 @@ Test(dns_hosts, allocation_failures_are_clean_errors)
   for (nfail = 1; nfail <= k + 2; nfail++) {
     A.count = A.live = A.failed = 0;
     A.fail_at = nfail;
-    corio_set_allocator(&counting);
+    corio_set_allocator(&test_alloc_counting);
     rc = scenario_hosts(nfail);
     corio_set_allocator(NULL);
     cr_assert_eq(A.live, 0, "N=%ld: %ld blocks leaked", nfail, A.live);

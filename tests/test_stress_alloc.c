@@ -6,49 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <corio.h>
+#include "test_util.h"
 
 TestSuite(stress_alloc, .timeout = 10);
-
-static struct {
-  long count;   /* allocations asked for so far */
-  long fail_at; /* 0: none fails */
-  int persistent;
-  long live, failed;
-} A;
-
-static int should_fail(void)
-{
-  A.count++;
-  if (!A.fail_at || A.count < A.fail_at) return 0;
-  if (A.count > A.fail_at && !A.persistent) return 0;
-  A.failed++;
-  return 1;
-}
-static void *t_malloc(size_t n, void *ctx)
-{
-  void *p;
-  (void)ctx;
-  if (should_fail()) return NULL;
-  p = malloc(n);
-  if (p) A.live++;
-  return p;
-}
-static void *t_realloc(void *p, size_t n, void *ctx)
-{
-  void *q;
-  (void)ctx;
-  if (should_fail()) return NULL;
-  q = realloc(p, n);
-  if (q && !p) A.live++;
-  return q;
-}
-static void t_free(void *p, void *ctx)
-{
-  (void)ctx;
-  if (p) A.live--;
-  free(p);
-}
-static const corio_allocator counting = {t_malloc, t_realloc, t_free, NULL};
 
 static void arm(long fail_at, int persistent)
 {
@@ -57,7 +17,7 @@ static void arm(long fail_at, int persistent)
   A.persistent = persistent;
   A.live = 0;
   A.failed = 0;
-  corio_set_allocator(&counting);
+  corio_set_allocator(&test_alloc_counting);
 }
 
 /* Kids whose parent failed before gathering them fail unobserved: that is expected here. */
