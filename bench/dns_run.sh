@@ -36,20 +36,8 @@ if [ -z "${CORIO_DNS_BENCH_NS:-}" ]; then
     command -v "$tool" >/dev/null || { echo "dns_run.sh: $tool not found" >&2; exit 1; }
   done
   # ---- build (as run.sh: release, -Dbench=true), outside the namespaces ----
-  if [ ! -f "$B"/build.ninja ]; then
-    meson setup "$B" -Dbench=true --buildtype=release >/dev/null
-  elif ! $PY - "$B" <<'EOF'; then
-import json, sys
-opts = {o["name"]: o["value"] for o in json.load(open(sys.argv[1] + "/meson-info/intro-buildoptions.json"))}
-sys.exit(0 if opts.get("bench") and opts.get("buildtype") == "release" else 1)
-EOF
-    meson configure "$B" -Dbench=true -Dbuildtype=release >/dev/null
-  fi
-  if ! ninja -C "$B" bench/dns_corio bench/dns_uv >"$B"/bench-build.log 2>&1; then
-    tail -30 "$B"/bench-build.log >&2
-    echo "dns_run.sh: build failed (full log: $B/bench-build.log)" >&2
-    exit 1
-  fi
+  . bench/lib.sh
+  bench_build dns_run.sh bench/dns_corio bench/dns_uv
   # Root: a user namespace (unshare --user --map-root-user) gives the namespaces and port 53,
   # but dnsmasq then fails to start (it cannot drop its groups: setgroups is denied there).
   if [ "$(id -u)" != 0 ]; then

@@ -5,8 +5,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 B=build-bench
-[ -f $B/build.ninja ] || meson setup $B -Dbench=true --buildtype=release >/dev/null
-ninja -C $B >/dev/null
+. bench/lib.sh
+bench_build echo_batch_ab.sh bench/echo_corio bench/echo_epoll bench/echo_load
 run() { # label env conns
   port=$((21000 + RANDOM % 2000))
   env $2 taskset -c 0 $B/bench/echo_corio $port protocol > "${TMPDIR:-/tmp}/corio_echo_srv.out" &

@@ -8,8 +8,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 B=build-bench
-[ -f $B/build.ninja ] || meson setup $B -Dbench=true --buildtype=release >/dev/null
-ninja -C $B >/dev/null
+. bench/lib.sh
+bench_build echo_interleaved.sh bench/echo_corio bench/echo_epoll bench/echo_load
 run() { # impl conns
   port=$((23000 + RANDOM % 2000))
   case $1 in

@@ -5,8 +5,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 B=build-bench
-[ -f $B/build.ninja ] || meson setup $B -Dbench=true --buildtype=release >/dev/null
-ninja -C $B >/dev/null
+. bench/lib.sh
+bench_build echo_rtt_ab.sh bench/echo_corio bench/echo_epoll bench/echo_load
 for round in 1 2 3; do
 for impl in epoll corio; do
   port=$((25000 + RANDOM % 2000))

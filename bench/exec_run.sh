@@ -15,20 +15,8 @@ B=${BUILD_DIR:-build-bench}
 PY=/usr/bin/python3
 REPEAT=${REPEAT:-3}
 
-if [ ! -f "$B"/build.ninja ]; then
-  meson setup "$B" -Dbench=true --buildtype=release >/dev/null
-elif ! $PY - "$B" <<'EOF'; then
-import json, sys
-opts = {o["name"]: o["value"] for o in json.load(open(sys.argv[1] + "/meson-info/intro-buildoptions.json"))}
-sys.exit(0 if opts.get("bench") and opts.get("buildtype") == "release" else 1)
-EOF
-  meson configure "$B" -Dbench=true -Dbuildtype=release >/dev/null
-fi
-if ! ninja -C "$B" bench/exec_corio bench/exec_uv >"$B"/exec-build.log 2>&1; then
-  tail -30 "$B"/exec-build.log >&2
-  echo "exec_run.sh: build failed (full log: $B/exec-build.log)" >&2
-  exit 1
-fi
+. bench/lib.sh
+bench_build exec_run.sh bench/exec_corio bench/exec_uv
 $PY -c 'import uvloop' 2>/dev/null || { echo "exec_run.sh: $PY has no uvloop" >&2; exit 1; }
 
 out=$B/bench/exec_results.txt

@@ -22,20 +22,8 @@ for tool in "$NGINX" wrk curl taskset; do
 done
 
 # ---- build (as run.sh: release, -Dbench=true) ----
-if [ ! -f "$B"/build.ninja ]; then
-  meson setup "$B" -Dbench=true --buildtype=release >/dev/null
-elif ! $PY - "$B" <<'EOF'; then
-import json, sys
-opts = {o["name"]: o["value"] for o in json.load(open(sys.argv[1] + "/meson-info/intro-buildoptions.json"))}
-sys.exit(0 if opts.get("bench") and opts.get("buildtype") == "release" else 1)
-EOF
-  meson configure "$B" -Dbench=true -Dbuildtype=release >/dev/null
-fi
-if ! ninja -C "$B" bench/http_corio >"$B"/bench-build.log 2>&1; then
-  tail -30 "$B"/bench-build.log >&2
-  echo "http_run.sh: build failed (full log: $B/bench-build.log)" >&2
-  exit 1
-fi
+. bench/lib.sh
+bench_build http_run.sh bench/http_corio
 
 tmp=$(mktemp -d /tmp/corio-http.XXXXXX)
 chmod 755 "$tmp" # nginx's worker runs as nobody

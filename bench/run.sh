@@ -22,20 +22,8 @@ case $MODE in full | quick) ;; *)
 esac
 
 # ---- build ----
-if [ ! -f "$B"/build.ninja ]; then
-  meson setup "$B" -Dbench=true --buildtype=release >/dev/null
-elif ! $PY - "$B" <<'EOF'; then
-import json, sys
-opts = {o["name"]: o["value"] for o in json.load(open(sys.argv[1] + "/meson-info/intro-buildoptions.json"))}
-sys.exit(0 if opts.get("bench") and opts.get("buildtype") == "release" else 1)
-EOF
-  meson configure "$B" -Dbench=true -Dbuildtype=release >/dev/null
-fi
-if ! ninja -C "$B" bench/corio_loop_bench bench/uv_loop_bench >"$B"/bench-build.log 2>&1; then
-  tail -30 "$B"/bench-build.log >&2
-  echo "run.sh: build failed (full log: $B/bench-build.log)" >&2
-  exit 1
-fi
+. bench/lib.sh
+bench_build run.sh bench/corio_loop_bench bench/uv_loop_bench
 $PY -c 'import uvloop' 2>/dev/null || { echo "run.sh: $PY has no uvloop (apt-get install python3-uvloop)" >&2; exit 1; }
 
 out=$B/bench/loop_results.txt
