@@ -137,9 +137,17 @@ static void print_stats(const char *what)
          (unsigned long long)st.posts, (unsigned long long)st.wakeups);
 }
 
+/* CPU time of the calling thread (the loop's), in seconds */
+static double thread_cpu(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 static void with_loop(const char *name)
 {
-  double t0;
+  double t0, c0;
   long i;
   int rc = corio_loop_new(&loop, NULL);
   if (rc < 0) die("corio_loop_new", rc);
@@ -163,11 +171,14 @@ static void with_loop(const char *name)
     N = want;
     started = completed = 0;
     t0 = now();
+    c0 = thread_cpu();
     for (i = 0; i < IN_FLIGHT && i < N; i++) tput_submit();
     corio_loop_run_forever(loop);
+    c0 = thread_cpu() - c0;
     t0 = now() - t0;
     print_stats(name);
-    printf("# %s N=%ld in_flight=%d %.3f s\n", name, N, IN_FLIGHT, t0);
+    printf("# %s N=%ld in_flight=%d %.3f s, loop thread busy %.0f%%, %.3f us CPU per job\n", name,
+           N, IN_FLIGHT, t0, 100 * c0 / t0, c0 * 1e6 / (double)N);
     result(name, (double)N / t0, "ops/s");
   }
   rc = corio_loop_close(loop);

@@ -18,17 +18,22 @@
  * job out of its queue.
  *
  * A job whose future belongs to a loop (corio_run_in_executor) is completed on the loop's thread:
- * a worker that finishes it posts the whole job through the loop's MPSC inbox (`handoff`, one
+ * a worker that finishes it posts the whole job through the loop's MPSC inbox (job->done, one
  * post per job as a plain cross-thread completion would cost, and the inbox writes the eventfd
  * only when the loop sleeps), and the loop sets the value, runs the callbacks, releases the job
  * and drops its reference. So nothing of a loop's future (its destruction, the exception handler
- * for an error nobody read, the value's destructor) ever runs in a worker. */
+ * for an error nobody read, the value's destructor) ever runs in a worker.
+ *
+ * The block is aligned to a cache line by hand (the allocator promises 16 bytes), so that the
+ * future's lines are the submitter's alone and the job's lines are grouped by writer (see
+ * struct corio_job). */
 struct job_block {
   corio_future fut;
+  void *raw; /* what the allocator returned */
   corio_job job;
-  struct corio__mpsc_node handoff;
 };
 
+#define BLOCK_ALIGN 64
 enum { JOB_CANCELLED = 100 }; /* job->kind: complete as cancelled (executor.c only) */
 
 /* A pool without a cancel hook cannot take a job back: the request is only recorded (a future
@@ -37,13 +42,20 @@ static int job_cancel_op(corio_future *f)
 {
   corio_job *job = &corio_container_of(f, struct job_block, fut)->job;
   atomic_store_explicit(&job->cancelled, 1, memory_order_release);
+  if (job->deferred) { /* still the loop's (we are on its thread): see submit */
+    job->deferred = false;
+    corio__list_remove(&job->node);
+    job->loop->executor_ndeferred--;
+    corio__job_finish_cancelled(job);
+    return 1;
+  }
   if (job->ex && job->ex->vt->cancel) return job->ex->vt->cancel(job->ex, job);
   return 0;
 }
 
 static void job_destroy_op(corio_future *f)
 {
-  corio__free(corio_container_of(f, struct job_block, fut));
+  corio__free(corio_container_of(f, struct job_block, fut)->raw);
 }
 
 static const corio_future_ops job_future_ops = {job_cancel_op, job_destroy_op, "executor job"};
@@ -51,21 +63,25 @@ static const corio_future_ops job_future_ops = {job_cancel_op, job_destroy_op, "
 corio_job *corio__job_new(corio_loop *loop, corio_job_fn fn, void *arg, const void *data,
                           size_t len)
 {
-  struct job_block *b = corio__malloc(sizeof(*b));
+  void *raw = corio__malloc(sizeof(struct job_block) + BLOCK_ALIGN - 1);
+  struct job_block *b;
   corio_job *job;
-  if (!b) return NULL;
+  if (!raw) return NULL;
+  b = (struct job_block *)(((uintptr_t)raw + BLOCK_ALIGN - 1) & ~(uintptr_t)(BLOCK_ALIGN - 1));
+  b->raw = raw;
   job = &b->job;
   memset(job, 0, sizeof(*job));
   if (data) {
     job->input = corio_bytes_alloc(len);
     if (!job->input.data && len) {
-      corio__free(b);
+      corio__free(raw);
       return NULL;
     }
     if (len) memcpy(job->input.data, data, len);
   }
   corio_future_init(&b->fut, loop, &job_future_ops);
   job->fut = &b->fut;
+  job->loop = loop;
   job->fn = fn;
   job->arg = arg;
   corio__list_init(&job->node);
@@ -106,7 +122,9 @@ static void take_leftovers(corio_job *job, struct leftovers *l)
   l->i = job->i;
   l->kind = job->kind;
   l->err = job->err;
-  memset(&job->input, 0, sizeof(job->input));
+  /* job->input is left as it is (nothing reads a finished job's input): its cache line is
+   * shared with the worker that read it, and a write here would wait for the worker's copy to
+   * be invalidated (the next atomic operation stalls on it). */
   memset(&job->out, 0, sizeof(job->out));
   job->errmsg = NULL;
   job->p = NULL;
@@ -147,34 +165,32 @@ static void complete_here(corio_job *job)
   corio_future_unref(f);
 }
 
+/* On the loop's thread: the job stops counting in executor_jobs, then completes. */
 static void handoff_run(struct corio__mpsc_node *node)
 {
-  complete_here(&corio_container_of(node, struct job_block, handoff)->job);
+  corio_job *job = corio_container_of(node, corio_job, done);
+  job->loop->executor_jobs--;
+  complete_here(job);
 }
 
 /* Every finished job ends here. A loop's job counts in loop->executor_jobs (corio_loop_close
- * refuses while it is nonzero) until it is handed over: the count drops before the post (once
- * the node is in the inbox, inbox_pending keeps the loop alive), and posters covers the
- * rest of corio__loop_post (its eventfd write), which close waits out. So close neither frees
- * the loop under a poster nor says -EBUSY to a caller who already saw the future complete. */
+ * refuses while it is nonzero) until it completes on the loop's thread: a worker posts it
+ * through the inbox and the count drops when the hand-over runs, just before the future
+ * completes. Only the loop's thread touches the count, so neither a submit nor a post pays an
+ * atomic operation on it; and since close cannot begin while the job counts, the post never
+ * finds the loop closing (corio__loop_post's posters count covers its eventfd write). */
 static void complete(corio_job *job)
 {
-  corio_loop *loop = job->fut->loop;
-  struct job_block *b = corio_container_of(job, struct job_block, job);
+  corio_loop *loop = job->loop;
   if (!loop) {
     complete_here(job);
   } else if (corio__loop_on_thread(loop)) {
+    loop->executor_jobs--;
     complete_here(job);
-    atomic_fetch_sub_explicit(&loop->executor_jobs, 1, memory_order_relaxed);
   } else {
-    b->handoff.run = handoff_run;
-    atomic_fetch_add_explicit(&loop->posters, 1, memory_order_seq_cst);
-    atomic_fetch_sub_explicit(&loop->executor_jobs, 1, memory_order_seq_cst);
-    if (corio__loop_post(loop, &b->handoff) < 0) {
-      /* Not reached: close waits for posters before it decides. */
+    job->done.run = handoff_run;
+    if (corio__loop_post(loop, &job->done) < 0) /* not reached: the job keeps the loop open */
       fprintf(stderr, "corio: executor job completed after its loop closed\n");
-    }
-    atomic_fetch_sub_explicit(&loop->posters, 1, memory_order_seq_cst);
   }
 }
 
@@ -306,7 +322,16 @@ static corio_future *submit(corio_executor *ex, corio_loop *loop, corio_job_fn f
   if (!job) return NULL;
   job->ex = ex;
   f = corio_future_ref(job->fut);
-  if (loop) atomic_fetch_add_explicit(&loop->executor_jobs, 1, memory_order_relaxed);
+  if (loop) loop->executor_jobs++; /* on the loop's thread: run_in_executor checked */
+  if (loop && ex == loop->default_executor && ex->vt->submit_list) {
+    /* The loop's own pool: the job waits for the end of the current callback pass (see
+     * executor_deferred in loop_impl.h; flush_deferred below). Only this pool, whose life the
+     * loop controls: a user's pool may be shut down or freed by another thread meanwhile. */
+    job->deferred = true;
+    corio__list_insert_tail(&loop->executor_deferred, &job->node);
+    loop->executor_ndeferred++;
+    return f;
+  }
   rc = ex->vt->submit(ex, job);
   if (rc < 0) corio__job_finish_error(job, rc, NULL);
   return f;
@@ -328,6 +353,20 @@ static void default_executor_free(void *ex)
   corio_executor_free(ex);
 }
 
+/* The loop's thread: hand the deferred jobs to the default pool in one submit_list (which, on
+ * failure, completes them all with the error). */
+static void flush_deferred(corio_loop *loop)
+{
+  corio_executor *ex = loop->default_executor;
+  corio__list jobs, *n;
+  size_t count = loop->executor_ndeferred;
+  corio__list_foreach(n, &loop->executor_deferred) corio_container_of(n, corio_job, node)
+      ->deferred = false;
+  corio__list_move_all(&jobs, &loop->executor_deferred);
+  loop->executor_ndeferred = 0;
+  ex->vt->submit_list(ex, &jobs, count);
+}
+
 corio_future *corio_run_in_executor(corio_loop *loop, corio_executor *ex, corio_job_fn fn,
                                     void *arg)
 {
@@ -345,6 +384,7 @@ corio_future *corio_run_in_executor(corio_loop *loop, corio_executor *ex, corio_
       if (rc < 0) return corio__future_failed(loop, rc);
       loop->default_executor = dflt;
       loop->default_executor_free = default_executor_free;
+      loop->executor_flush = flush_deferred;
     }
     ex = loop->default_executor;
   }

@@ -48,6 +48,19 @@ static inline void corio__list_remove(corio__list *n)
   n->next->prev = n->prev;
   n->next = n->prev = n;
 }
+/* Move every node of @p src to the (empty) list @p dst, in order; @p src ends empty. */
+static inline void corio__list_move_all(corio__list *dst, corio__list *src)
+{
+  if (corio__list_empty(src)) {
+    corio__list_init(dst);
+    return;
+  }
+  dst->next = src->next;
+  dst->prev = src->prev;
+  dst->next->prev = dst;
+  dst->prev->next = dst;
+  corio__list_init(src);
+}
 #define corio__list_foreach(pos, head)                                                             \
   for ((pos) = (head)->next; (pos) != (head); (pos) = (pos)->next)
 
@@ -81,6 +94,18 @@ static inline const corio__heap_node *corio__heap_top(const corio__heap *h)
 uint32_t corio__heap_pop(corio__heap *h);
 /** Keep only the nodes for which keep(ctx, id) is true (O(n) rebuild). */
 void corio__heap_filter(corio__heap *h, bool (*keep)(void *ctx, uint32_t id), void *ctx);
+
+/* Ask for the cache line of @p p in exclusive state, to be written soon. GCC emits PREFETCHW for
+ * __builtin_prefetch(p, 1) only when told the CPU has it (-mprfchw), else a read prefetch; every
+ * x86-64 CPU decodes it (as a no-op before Intel Broadwell), so it is spelled out here. */
+static inline void corio__prefetch_write(const void *p)
+{
+#if defined(__x86_64__)
+  __asm__ volatile("prefetchw %0" : : "m"(*(const char *)p));
+#else
+  __builtin_prefetch(p, 1, 3);
+#endif
+}
 
 /* ---- MPSC stack: producers push with CAS, the single consumer takes everything at once ---- *
  * Taking the whole list with one exchange avoids ABA entirely; reversing it restores FIFO order

@@ -263,7 +263,6 @@ int corio__loop_post(corio_loop *loop, struct corio__mpsc_node *node)
     atomic_fetch_sub_explicit(&loop->posters, 1, memory_order_release);
     return CORIO_E_CLOSED;
   }
-  atomic_fetch_add_explicit(&loop->inbox_pending, 1, memory_order_relaxed);
   corio__mpsc_push(&loop->inbox, node);
   /* Dekker pairing with the loop (both seq_cst): either we see sleeping == 1 and write the
    * eventfd, or the loop sees the pushed node before it blocks. Only the poster that flips
@@ -306,12 +305,12 @@ static size_t drain_inbox(corio_loop *loop)
   n = corio__mpsc_take_all(&loop->inbox);
   while (n) {
     next = atomic_load_explicit(&n->next, memory_order_relaxed);
+    loop->inbox_rest = next;
     n->run(n);
     n = next;
     cnt++;
   }
   loop->stats.posts += cnt;
-  atomic_fetch_sub_explicit(&loop->inbox_pending, cnt, memory_order_relaxed);
   return cnt;
 }
 
@@ -408,6 +407,7 @@ int corio__loop_new_backend(corio_loop **out, const corio_loop_opts *opts,
   loop->thread = pthread_self();
   corio__heap_init(&loop->timers);
   corio__list_init(&loop->tasks);
+  corio__list_init(&loop->executor_deferred);
   sigemptyset(&loop->sigmask);
   sigemptyset(&loop->sig_blocked_by_us);
   env = getenv("CORIO_DEBUG");
@@ -450,8 +450,8 @@ static size_t live_entries(const corio_loop *loop)
 static bool loop_alive(const corio_loop *loop)
 {
   return loop->alive || loop->ops_inflight || loop->nwatchers || loop->nsig ||
-         atomic_load(&loop->inbox_pending) || atomic_load(&loop->executor_jobs) ||
-         live_entries(loop);
+         !corio__mpsc_empty((corio__mpsc *)&loop->inbox) || loop->inbox_rest ||
+         loop->executor_jobs || live_entries(loop);
 }
 
 int corio_loop_close(corio_loop *loop)
@@ -474,9 +474,9 @@ int corio_loop_close(corio_loop *loop)
     }
     return -EBUSY;
   }
-  /* Wait out the threads inside corio__loop_post (a few instructions and an eventfd write; an
-   * executor counts itself in before its job stops counting, so a hand-over seen as finished
-   * above is never refused), refuse new posts, wait out the ones that raced with that, and look
+  /* Wait out the threads inside corio__loop_post (a few instructions and an eventfd write: a
+   * worker whose hand-over already ran here may still be in it, and is waited for, not
+   * refused), refuse new posts, wait out the ones that raced with that, and look
    * again: what one of them pushed keeps the loop alive, and then the close is called off. */
   while (atomic_load_explicit(&loop->posters, memory_order_acquire)) sched_yield();
   atomic_store_explicit(&loop->closing, 1, memory_order_seq_cst);
@@ -518,6 +518,7 @@ static int iterate(corio_loop *loop, int64_t max_wait_ns, bool once)
 
   /* 1. inbox, then the callbacks ready at the start of this iteration */
   /* a posted node that ran is progress too: run_once must not then block */
+  if (loop->executor_ndeferred) loop->executor_flush(loop);
   posted = drain_inbox(loop);
   ran = loop->rq_len;
   loop->stats.iterations++;
@@ -528,6 +529,7 @@ static int iterate(corio_loop *loop, int64_t max_wait_ns, bool once)
     loop->rq_len--;
     run_entry(loop, idx);
   }
+  if (loop->executor_ndeferred) loop->executor_flush(loop);
 
   /* 2+3. one submit-and-wait, then reap the batch */
   if (loop->rq_len || loop->stopping || (once && (ran || posted))) {

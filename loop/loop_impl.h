@@ -60,12 +60,20 @@ struct corio_loop {
   corio__heap timers;
   uint32_t timer_seq;
 
-  /* cross-thread inbox and wakeup */
+  /* Cross-thread inbox and wakeup. What a poster touches (see corio__loop_post) shares one
+   * cache line and nothing else the loop writes often does: a post is then a few operations on
+   * a line it holds, instead of a transfer per field (padding, not _Alignas: the loop comes from
+   * corio__malloc, which promises 16-byte alignment only). */
+  char pad_inbox0[64];
   corio__mpsc inbox;
-  _Atomic size_t inbox_pending;
   _Atomic int sleeping;
   _Atomic int closing;
+  /* threads inside corio__loop_post (close waits them out before it frees anything) */
+  _Atomic size_t posters;
   int efd;
+  char pad_inbox1[64];
+  /* the rest of the nodes drain_inbox took and has not run yet: they keep the loop alive */
+  struct corio__mpsc_node *inbox_rest;
   corio_op wake_op;
   uint64_t wake_buf;
 
@@ -99,14 +107,19 @@ struct corio_loop {
   void (*resolver_free)(void *resolver);
 
   /* corio_run_in_executor (executors/executor.c): its default thread pool, created on first
-   * use and freed at close; its jobs not yet handed back to the loop, which keep the loop alive
-   * (close: -EBUSY). */
+   * use and freed at close; its jobs not yet completed on the loop's thread, which keep the loop
+   * alive (close: -EBUSY). Only the loop's thread counts them: submits come from it, and a
+   * job finished in a worker is counted off when its hand-over runs (executors/executor.c). */
   void *default_executor;
   void (*default_executor_free)(void *ex);
-  _Atomic size_t executor_jobs;
-  /* threads inside corio__loop_post (close waits them out before it frees anything); a caller
-   * may also hold it across a longer hand-over, see executors/executor.c */
-  _Atomic size_t posters;
+  size_t executor_jobs;
+  /* Jobs for the default pool submitted on the loop's thread and not yet handed to it: the loop
+   * hands them over in one push (executor_flush) before it runs the inbox and again after the
+   * ready callbacks, so a pass that submits a thousand jobs publishes them with one atomic
+   * operation and lets their cache lines travel in parallel. */
+  corio__list executor_deferred;
+  size_t executor_ndeferred;
+  void (*executor_flush)(corio_loop *loop);
 
   /* transports' provided-buffer ring, created on first use, freed after the ring at close */
   void *bufring;

@@ -122,6 +122,10 @@ struct corio__mpsc_node *corio__mpsc_take_all(corio__mpsc *q)
   /* acquire pairs with the producers' seq_cst CAS: their node writes are visible */
   n = atomic_exchange_explicit(&q->head, NULL, memory_order_acquire);
   while (n) { /* reverse: the stack is newest-first */
+    /* Each node was last written by its producer's CPU and is about to be written here: ask for
+     * the line in exclusive state at once, instead of a read and then an upgrade (two transfers
+     * per node, measured as the largest cost of 1,000 executor completions per iteration). */
+    corio__prefetch_write(n);
     next = atomic_load_explicit(&n->next, memory_order_relaxed);
     atomic_store_explicit(&n->next, prev, memory_order_relaxed);
     prev = n;

@@ -383,3 +383,65 @@ Test(thread_pool_loop, loop_futures_finish_on_the_loop_thread)
   drain();
   cr_assert_eq(corio_loop_close(loop), 0);
 }
+
+/* Jobs for the default pool submitted on the loop's thread wait for the end of the current
+ * callback pass and are handed over together (executor.c: flush_deferred). Until then they are
+ * pending like any queued job: cancel takes them back, close refuses, running the loop starts
+ * them; and none is lost or run twice. */
+Test(thread_pool_loop, default_pool_jobs_submitted_before_the_loop_runs)
+{
+  corio_future *f[100], *c;
+  int i;
+  atomic_store(&ran, 0);
+  for (i = 0; i < 100; i++) {
+    f[i] = corio_run_in_executor(loop, NULL, square, (void *)(intptr_t)i);
+    cr_assert_not_null(f[i]);
+  }
+  c = corio_run_in_executor(loop, NULL, counted, NULL);
+  cr_assert_eq(corio_loop_close(loop), -EBUSY, "submitted jobs keep the loop open");
+  cr_assert_eq(corio_future_cancel(c), 1, "not yet handed to the pool: cancelled at once");
+  cr_assert(corio_future_cancelled(c));
+  cr_assert_eq(corio_future_cancel(c), 0, "already cancelled");
+  corio_future_unref(c);
+  for (i = 0; i < 100; i++) {
+    cr_assert_eq(corio_loop_run_until_complete(loop, f[i]), 0);
+    cr_assert_eq(corio_future_int(f[i]), (int64_t)i * i);
+    corio_future_unref(f[i]);
+  }
+  drain();
+  cr_assert_eq(corio_loop_close(loop), 0);
+  cr_assert_eq(atomic_load(&ran), 0, "the cancelled job never ran");
+}
+
+/* A done callback that submits the next job (a chain), next to one that submits two: every job
+ * of every pass is handed over, the counts add up, and the loop closes. */
+static long chain_left, chain_done;
+static void chain_cb(corio_future *f, void *arg)
+{
+  long fan = (long)(intptr_t)arg, k;
+  cr_assert_eq(corio_future_error(f), 0);
+  chain_done++;
+  for (k = 0; k < fan && chain_left > 0; k++, chain_left--) {
+    corio_future *n = corio_run_in_executor(loop, NULL, square, (void *)(intptr_t)3);
+    cr_assert_not_null(n);
+    cr_assert_eq(corio_future_add_done_callback(n, chain_cb, arg), 0);
+    corio_future_unref(n);
+  }
+}
+
+Test(thread_pool_loop, done_callbacks_submitting_more_jobs)
+{
+  long fan;
+  for (fan = 1; fan <= 2; fan++) {
+    corio_future *f = corio_run_in_executor(loop, NULL, square, (void *)(intptr_t)2);
+    chain_left = 5000;
+    chain_done = 0;
+    cr_assert_eq(corio_future_add_done_callback(f, chain_cb, (void *)(intptr_t)fan), 0);
+    corio_future_unref(f);
+    while (corio_loop_run_once(loop, 1) > 0) {
+    }
+    cr_assert_eq(chain_left, 0);
+    cr_assert_eq(chain_done, 5001, "fan %ld", fan);
+  }
+  cr_assert_eq(corio_loop_close(loop), 0);
+}
