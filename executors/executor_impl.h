@@ -70,7 +70,8 @@ struct corio_job {
   corio_dtor dtor;
   corio_bytes out;
   char *errmsg;
-  void *impl; /* the pool's own per-job data */
+  void *impl;          /* the pool's own per-job data */
+  corio_job *seg_last; /* thread pool: on the first job of a pushed run of jobs, its last */
 };
 
 /** A new job for @p fn (future on @p loop, or loop-less); copies @p data. NULL on ENOMEM. */

@@ -725,3 +725,83 @@ Test(thread_pool, fire_and_forget)
   corio_executor_free(ex); /* runs them all; nothing leaks (ASan) */
   cr_assert_eq(atomic_load(&dtor_calls), 334);
 }
+
+/* FIFO: a one-worker pool runs jobs in submission order, across single submits and maps (which
+ * push a whole run of jobs at once) from one thread, and in each thread's own order when three
+ * threads submit at the same time; the worker is held at first, so that runs pile up on the
+ * incoming stack and are spliced into the queue together. */
+#define FIFO_N 3000
+static _Atomic int fifo_log[4 * FIFO_N], fifo_pos;
+static int fifo_gate[2];
+static void fifo_hold(corio_job *job)
+{
+  char c;
+  corio_job_return(job, read(fifo_gate[0], &c, 1));
+}
+static void fifo_note(corio_job *job)
+{
+  int at = atomic_fetch_add(&fifo_pos, 1);
+  fifo_log[at] = (int)(intptr_t)corio_job_arg(job);
+}
+static void fifo_note_bytes(corio_job *job)
+{
+  int v;
+  memcpy(&v, corio_job_input(job)->data, sizeof(v));
+  fifo_log[atomic_fetch_add(&fifo_pos, 1)] = v;
+}
+static corio_executor *fifo_ex;
+static void *fifo_submitter(void *arg)
+{
+  int base = (int)(intptr_t)arg, i;
+  for (i = 0; i < FIFO_N; i++)
+    corio_future_unref(corio_executor_submit(fifo_ex, fifo_note, (void *)(intptr_t)(base + i)));
+  return NULL;
+}
+
+Test(thread_pool, jobs_run_in_submission_order)
+{
+  corio_future *hold, *out[100];
+  corio_bytes in[100];
+  int vals[100], i, k, last[3] = {-1, -1, -1};
+  pthread_t th[3];
+  cr_assert_eq(pipe(fifo_gate), 0);
+  fifo_ex = pool(1);
+  /* one thread: submit, map, submit, map, ... */
+  hold = corio_executor_submit(fifo_ex, fifo_hold, NULL);
+  for (k = 0, i = 0; k < 10; k++) {
+    int j;
+    corio_future_unref(corio_executor_submit(fifo_ex, fifo_note, (void *)(intptr_t)i++));
+    for (j = 0; j < 100; j++) {
+      vals[j] = i++;
+      in[j] = (corio_bytes){(uint8_t *)&vals[j], sizeof(int)};
+    }
+    cr_assert_eq(corio_executor_map(fifo_ex, fifo_note_bytes, in, 100, k % 2 ? 7 : 1, out), 0);
+    for (j = 0; j < 100; j++) corio_future_unref(out[j]);
+  }
+  cr_assert_eq(write(fifo_gate[1], "x", 1), 1);
+  corio_future_unref(hold);
+  cr_assert_eq(corio_executor_shutdown(fifo_ex, 1, 0, -1), 0);
+  cr_assert_eq(atomic_load(&fifo_pos), i);
+  for (k = 0; k < i; k++) cr_assert_eq(fifo_log[k], k, "position %d ran job %d", k, fifo_log[k]);
+  corio_executor_free(fifo_ex);
+
+  /* three threads at once: each one's jobs in its own order */
+  atomic_store(&fifo_pos, 0);
+  fifo_ex = pool(1);
+  hold = corio_executor_submit(fifo_ex, fifo_hold, NULL);
+  for (k = 0; k < 3; k++)
+    cr_assert_eq(pthread_create(&th[k], NULL, fifo_submitter, (void *)(intptr_t)(k * FIFO_N)), 0);
+  for (k = 0; k < 3; k++) pthread_join(th[k], NULL);
+  cr_assert_eq(write(fifo_gate[1], "x", 1), 1);
+  corio_future_unref(hold);
+  cr_assert_eq(corio_executor_shutdown(fifo_ex, 1, 0, -1), 0);
+  cr_assert_eq(atomic_load(&fifo_pos), 3 * FIFO_N);
+  for (k = 0; k < 3 * FIFO_N; k++) {
+    int v = fifo_log[k], t = v / FIFO_N;
+    cr_assert_gt(v, last[t], "thread %d: job %d ran after %d", t, v, last[t]);
+    last[t] = v;
+  }
+  corio_executor_free(fifo_ex);
+  close(fifo_gate[0]);
+  close(fifo_gate[1]);
+}
