@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <linux/futex.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -473,6 +474,15 @@ static void default_executor_free(void *ex)
   corio_executor_free(ex);
 }
 
+/* The loop's thread, about to sleep with jobs in flight: is a worker of its default pool awake
+ * on another CPU (then the next completion may be a few microseconds away, and waiting for it
+ * without sleeping saves the loop's wakeup; on the loop's own CPU it would only wait for us)? */
+static bool default_pool_awake(corio_loop *loop)
+{
+  int cpu = corio__thread_pool_spin_cpu(loop->default_executor);
+  return cpu >= 0 && cpu != sched_getcpu();
+}
+
 /* The loop's thread: hand the deferred jobs to the default pool in one submit_list (which, on
  * failure, completes them all with the error). */
 static void flush_deferred(corio_loop *loop)
@@ -505,6 +515,7 @@ corio_future *corio_run_in_executor(corio_loop *loop, corio_executor *ex, corio_
       loop->default_executor = dflt;
       loop->default_executor_free = default_executor_free;
       loop->executor_flush = flush_deferred;
+      loop->executor_spin_ok = default_pool_awake;
     }
     ex = loop->default_executor;
   }

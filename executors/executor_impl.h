@@ -74,6 +74,9 @@ struct corio_job {
   corio_job *seg_last; /* thread pool: on the first job of a pushed run of jobs, its last */
 };
 
+/** The CPU of the thread pool worker polling for work before it sleeps, or -1 (a hint). */
+int corio__thread_pool_spin_cpu(corio_executor *ex);
+
 /** A new job for @p fn (future on @p loop, or loop-less); copies @p data. NULL on ENOMEM. */
 corio_job *corio__job_new(corio_loop *loop, corio_job_fn fn, void *arg, const void *data,
                           size_t len);

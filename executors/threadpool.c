@@ -64,6 +64,9 @@ struct thread_pool {
   _Atomic unsigned nlooking;   /* workers that will look at the queue soon */
   _Atomic bool stopping;       /* set under the lock; read by submitters */
   _Atomic unsigned nthreads;   /* started (under the lock); the next index */
+  _Atomic int spin_cpu; /* the CPU of the worker that polls before sleeping (see worker_main),
+                           -1 once it went to sleep: read by a loop deciding whether to wait
+                           for a completion without sleeping (corio__thread_pool_spin_cpu) */
   char pad1[64];
   pthread_mutex_t mu;
   pthread_cond_t work;   /* idle workers sleep here */
@@ -322,10 +325,13 @@ static void *worker_main(void *arg)
         !atomic_load_explicit(&p->stopping, memory_order_relaxed)) {
       p->spinning = true;
       pthread_mutex_unlock(&p->mu);
+      atomic_store_explicit(&p->spin_cpu, sched_getcpu(), memory_order_relaxed);
       spin_for_work(p);
       pthread_mutex_lock(&p->mu);
       p->spinning = false;
       drain_incoming(p);
+      if (corio__list_empty(&p->queue))
+        atomic_store_explicit(&p->spin_cpu, -1, memory_order_relaxed);
     }
     ran = false;
     if (corio__list_empty(&p->queue)) {
@@ -374,6 +380,12 @@ out:
   if (--p->nalive == 0) pthread_cond_broadcast(&p->exited);
   pthread_mutex_unlock(&p->mu);
   return NULL;
+}
+
+int corio__thread_pool_spin_cpu(corio_executor *ex)
+{
+  thread_pool *p = corio_container_of(ex, thread_pool, base);
+  return atomic_load_explicit(&p->spin_cpu, memory_order_relaxed);
 }
 
 /* ---- vtable ---- */
@@ -531,6 +543,7 @@ int corio_thread_pool_new(corio_executor **out, const corio_thread_pool_opts *op
   snprintf(p->prefix, sizeof(p->prefix), "%s", prefix);
   corio__list_init(&p->queue);
   atomic_init(&p->incoming, NULL);
+  atomic_init(&p->spin_cpu, -1);
   p->workers = corio__calloc(p->max_workers, sizeof(*p->workers));
   if (!p->workers) {
     corio__free(p);

@@ -120,6 +120,10 @@ struct corio_loop {
   corio__list executor_deferred;
   size_t executor_ndeferred;
   void (*executor_flush)(corio_loop *loop);
+  /* before sleeping with executor jobs in flight: may the loop poll its inbox for a while
+   * (iterate: spin_for_completion)? Set with the default pool; misses since the last success */
+  bool (*executor_spin_ok)(corio_loop *loop);
+  unsigned spin_misses, spin_skips;
 
   /* transports' provided-buffer ring, created on first use, freed after the ring at close */
   void *bufring;

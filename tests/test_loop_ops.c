@@ -181,3 +181,53 @@ Test(ops, io_uring_memlock, .timeout = 10)
   cr_assert_eq(corio_loop_new(&loop, NULL), CORIO_E_URING_MEMLOCK);
   cr_assert(strstr(corio_strerror(CORIO_E_URING_MEMLOCK), "ulimit -l") != NULL);
 }
+
+/* The loop's poll before sleeping with executor jobs in flight (loop.c: spin_for_completion),
+ * driven from here: executor_jobs and the hook are set by hand, as the executors would. Polls
+ * that see nothing arrive stop after 3 in a row; then one poll in 256 sleeps tries again; a
+ * poll that sees a post counts a hit and starts the count over. */
+static int spin_asks;
+static bool spin_post;
+static void nothing(void *arg)
+{
+  (void)arg;
+}
+static bool spin_ok(corio_loop *loop)
+{
+  spin_asks++;
+  if (spin_post) cr_assert_eq(corio_call_soon_threadsafe(loop, nothing, NULL), 0);
+  return true;
+}
+
+Test(ops, polling_for_executor_completions_adapts, .timeout = 10)
+{
+  corio_loop *loop;
+  corio_loop_stats s;
+  int i;
+  cr_assert_eq(corio_loop_new(&loop, NULL), 0);
+  loop->executor_jobs = 1;
+  loop->executor_spin_ok = spin_ok;
+  for (i = 0; i < 10; i++) corio_loop_run_once(loop, 0.0005);
+  corio_loop_get_stats(loop, &s);
+  cr_assert_eq(s.spins, 3, "3 polls, then sleeps at once");
+  cr_assert_eq(s.spin_hits, 0);
+  for (i = 0; i < 260; i++) corio_loop_run_once(loop, 0.0001);
+  corio_loop_get_stats(loop, &s);
+  cr_assert_eq(s.spins, 4, "one retry after 256 sleeps");
+  cr_assert_eq(spin_asks, 4);
+  /* the next poll sees a post: a hit, and polling goes on */
+  for (i = 0; i < 300 && s.spins == 4; i++) {
+    spin_post = true;
+    corio_loop_run_once(loop, 0.0001);
+    corio_loop_get_stats(loop, &s);
+  }
+  cr_assert_eq(s.spins, 5);
+  cr_assert_eq(s.spin_hits, 1);
+  spin_post = false;
+  for (i = 0; i < 10; i++) corio_loop_run_once(loop, 0.0001);
+  corio_loop_get_stats(loop, &s);
+  cr_assert_eq(s.spins, 8, "after a hit, 3 more misses before it stops");
+  loop->executor_jobs = 0;
+  drain(loop);
+  cr_assert_eq(corio_loop_close(loop), 0);
+}

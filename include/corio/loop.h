@@ -87,6 +87,8 @@ typedef struct corio_loop_stats {
   uint64_t wakeups;       /**< eventfd writes by other threads (posts to a sleeping loop) */
   uint64_t posts;         /**< cross-thread posts received */
   uint64_t batched_waits; /**< blocking waits that gathered a batch (see batch_wait_us) */
+  uint64_t spins;         /**< waits for an executor completion polled instead of slept */
+  uint64_t spin_hits;     /**< ... that saw the completion (or another) arrive */
 } corio_loop_stats;
 /** Copy the counters into @p out. */
 CORIO_EXTERN void corio_loop_get_stats(const corio_loop *loop, corio_loop_stats *out);
