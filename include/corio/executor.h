@@ -67,8 +67,10 @@ CORIO_EXTERN corio_future *corio_executor_submit(corio_executor *ex, corio_job_f
 /** Same with input bytes (copied), the natural form for a process pool. */
 CORIO_EXTERN corio_future *corio_executor_submit_bytes(corio_executor *ex, corio_job_fn fn,
                                                        const void *data, size_t len);
-/** submit, but the future belongs to @p loop (its callbacks run there). @p ex NULL: the loop's
- *  default thread pool, created on first use and shut down with the loop. */
+/** submit, but the future belongs to @p loop (its callbacks run there); call it on the loop's
+ *  thread. @p ex NULL: the loop's default thread pool, created on first use and shut down with
+ *  the loop; its jobs are handed to it together at the end of the current pass of callbacks (one
+ *  push for the pass: a callback that submits and then stays busy delays its job's start). */
 CORIO_EXTERN corio_future *corio_run_in_executor(corio_loop *loop, corio_executor *ex,
                                                  corio_job_fn fn, void *arg);
 /**
