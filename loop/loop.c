@@ -408,6 +408,7 @@ int corio__loop_new_backend(corio_loop **out, const corio_loop_opts *opts,
   corio__heap_init(&loop->timers);
   corio__list_init(&loop->tasks);
   corio__list_init(&loop->executor_deferred);
+  atomic_store(&loop->sleeping, 1); /* not running: see leave_run */
   sigemptyset(&loop->sigmask);
   sigemptyset(&loop->sig_blocked_by_us);
   env = getenv("CORIO_DEBUG");
@@ -624,14 +625,20 @@ static int enter_run(corio_loop *loop)
   if (current_loop) return CORIO_E_LOOP_RUNNING; /* another loop runs in this thread */
   loop->running = true;
   current_loop = loop;
+  atomic_store_explicit(&loop->sleeping, 0, memory_order_seq_cst);
   return 0;
 }
 
+/* Outside a run call nobody looks at the inbox: the loop counts as sleeping, so that a post
+ * from another thread writes the eventfd and makes corio_loop_fd() readable for a host loop
+ * (which checks corio_loop_timeout(), and thus the inbox, after this store: the Dekker pairing
+ * of corio__loop_post). Inside, iterate() sets and clears it around its blocking wait. */
 static void leave_run(corio_loop *loop)
 {
   loop->stopping = false;
   loop->running = false;
   current_loop = NULL;
+  atomic_store_explicit(&loop->sleeping, 1, memory_order_seq_cst);
 }
 
 /* run_until_complete on a loop-less future (an executor job): it completes in another thread,
@@ -763,8 +770,9 @@ double corio_loop_timeout(corio_loop *loop)
   int64_t d;
   if (!loop) return -1;
   if (loop->rq_len || !corio__mpsc_empty(&loop->inbox)) return 0;
-  /* Queued SQEs must reach the kernel before the host sleeps on our fd. */
-  if (io_uring_sq_ready(&loop->ring)) return 0;
+  /* Queued SQEs must reach the kernel, and jobs for the default pool the pool, before the host
+   * sleeps on our fd (a host callback may have made either). */
+  if (io_uring_sq_ready(&loop->ring) || loop->executor_ndeferred) return 0;
   top = timers_top(loop);
   if (!top) return -1;
   d = top->key - corio__now_ns();

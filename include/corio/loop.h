@@ -70,9 +70,11 @@ CORIO_EXTERN int corio_loop_is_running(const corio_loop *loop);
 /** Nonzero in debug mode. */
 CORIO_EXTERN int corio_loop_get_debug(const corio_loop *loop);
 /**
- * A file descriptor that becomes readable when the loop has completions to process. Poll it from
- * a host loop (epoll, GLib, libuv) and call corio_loop_run_once(loop, 0) when it fires or when
- * corio_loop_timeout() elapses.
+ * A file descriptor that becomes readable when the loop has completions to process, including
+ * posts from other threads (call_soon_threadsafe, executor jobs) made while no run call is in
+ * progress. Poll it from a host loop (epoll, GLib, libuv; create the loop with
+ * no_defer_taskrun) and call corio_loop_run_once(loop, 0) when it fires or when
+ * corio_loop_timeout() elapses; retry the host's wait on EINTR.
  */
 CORIO_EXTERN int corio_loop_fd(const corio_loop *loop);
 /** Seconds until the loop needs to run again: 0 if work is ready, -1 if it only waits on I/O. */
