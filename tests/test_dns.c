@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <corio.h>
 #include "test_util.h"
+#include "transport_impl.h"
 
 static corio_loop *loop;
 static pid_t dnsmasq_pid;
@@ -417,4 +418,38 @@ Test(dns, numeric_hosts_never_reach_the_resolver)
   corio_future_unref(f);
   cr_assert_eq(corio_loop_close(l2), 0);
   cr_assert_eq(corio_loop_close(loop), 0);
+}
+
+/* Happy eyeballs' order (RFC 8305 section 4): families interleaved, starting with the family the
+ * resolver sorted first, each family in the resolver's order; other families skipped. */
+Test(dns, happy_eyeballs_order_starts_with_the_first_family)
+{
+  corio_addrinfo ai[7];
+  const corio_addrinfo *out[16];
+  int fams[7] = {AF_INET, AF_INET, AF_INET6, AF_UNIX, AF_INET, AF_INET6, AF_INET6};
+  int want[6] = {0, 2, 1, 5, 4, 6}; /* v4 v6 v4 v6 v4 v6 */
+  size_t i, n;
+  memset(ai, 0, sizeof(ai));
+  for (i = 0; i < 7; i++) {
+    ai[i].family = fams[i];
+    ai[i].next = i + 1 < 7 ? &ai[i + 1] : NULL;
+  }
+  n = corio__he_order(ai, out, 16);
+  cr_assert_eq(n, 6);
+  for (i = 0; i < n; i++) cr_assert_eq(out[i], &ai[want[i]], "attempt %zu", i);
+  /* IPv6 first when the resolver put it first */
+  n = corio__he_order(&ai[2], out, 16);
+  cr_assert_eq(n, 4);
+  cr_assert_eq(out[0], &ai[2]);
+  cr_assert_eq(out[1], &ai[4]);
+  cr_assert_eq(out[2], &ai[5]);
+  cr_assert_eq(out[3], &ai[6]);
+  /* the cap, one family only, nothing usable */
+  cr_assert_eq(corio__he_order(ai, out, 3), 3);
+  cr_assert_eq(out[2], &ai[1]);
+  cr_assert_eq(corio__he_order(&ai[5], out, 16), 2);
+  cr_assert_eq(corio__he_order(&ai[3], out, 1), 1);
+  cr_assert_eq(out[0], &ai[4]);
+  ai[3].next = NULL;
+  cr_assert_eq(corio__he_order(&ai[3], out, 16), 0);
 }

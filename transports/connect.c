@@ -1,11 +1,13 @@
 /*
  * Connecting by host name: resolve, then happy eyeballs (RFC 8305).
  *
- * Addresses are ordered IPv6, IPv4, IPv6, ... (the resolver's order within a family). An attempt
- * starts at once, and the next one every `delay` seconds, or as soon as the running ones have all
- * failed. The first attempt that connects wins: only its transport is started (connection_made
- * on the user's protocol); every other attempt is cancelled, and one that connects anyway is
- * discarded without any callback.
+ * Addresses are interleaved by family, starting with the family of the resolver's first address
+ * (RFC 8305 section 4: the resolver sorted them by RFC 6724, so that family is the preferred
+ * one), then the other, then the first again, ... (the resolver's order within a family). An
+ * attempt starts at once, and the next one every `delay` seconds, or as soon as the running ones
+ * have all failed. The first attempt that connects wins: only its transport is started
+ * (connection_made on the user's protocol); every other attempt is cancelled, and one that connects
+ * anyway is discarded without any callback.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -30,6 +32,23 @@ struct he {
 };
 
 static void he_start_next(struct he *h);
+
+size_t corio__he_order(const corio_addrinfo *list, const corio_addrinfo **out, size_t max)
+{
+  const corio_addrinfo *a, *fam[2][MAX_ATTEMPTS];
+  size_t n[2] = {0, 0}, k[2] = {0, 0}, len = 0, f;
+  int first = 0; /* the family of the first usable address: fam[0] */
+  for (a = list; a; a = a->next) {
+    if (a->family != AF_INET6 && a->family != AF_INET) continue;
+    if (!first) first = a->family;
+    f = a->family == first ? 0 : 1;
+    if (n[f] < MAX_ATTEMPTS) fam[f][n[f]++] = a;
+  }
+  while ((k[0] < n[0] || k[1] < n[1]) && len < max) /* interleave, the first family first */
+    for (f = 0; f < 2 && len < max; f++)
+      if (k[f] < n[f]) out[len++] = fam[f][k[f]++];
+  return len;
+}
 
 static void he_finish(struct he *h, corio_transport *winner, int err)
 {
@@ -109,8 +128,6 @@ static void he_start_next(struct he *h)
 static void he_resolved(corio_future *dns, void *arg)
 {
   struct he *h = arg;
-  const corio_addrinfo *a, *v6[MAX_ATTEMPTS], *v4[MAX_ATTEMPTS];
-  int n6 = 0, n4 = 0, i = 0, j = 0;
   int err = corio_future_error(dns);
   if (h->finished) goto done;
   if (err) {
@@ -118,16 +135,7 @@ static void he_resolved(corio_future *dns, void *arg)
     h->finished = true;
     goto done;
   }
-  for (a = corio_future_ptr(dns); a; a = a->next) {
-    if (a->family == AF_INET6 && n6 < MAX_ATTEMPTS)
-      v6[n6++] = a;
-    else if (a->family == AF_INET && n4 < MAX_ATTEMPTS)
-      v4[n4++] = a;
-  }
-  while ((i < n6 || j < n4) && h->naddrs < MAX_ATTEMPTS) { /* interleave the families */
-    if (i < n6) h->order[h->naddrs++] = v6[i++];
-    if (j < n4 && h->naddrs < MAX_ATTEMPTS) h->order[h->naddrs++] = v4[j++];
-  }
+  h->naddrs = (int)corio__he_order(corio_future_ptr(dns), h->order, MAX_ATTEMPTS);
   if (!h->naddrs) {
     corio_future_set_error(&h->fut, CORIO_E_DNS_NODATA);
     h->finished = true;

@@ -10,6 +10,9 @@ void corio__server_set_user_free(corio_server *srv, void (*fn)(void *user));
 
 /** Connect to one address; with @p defer the transport is not started on success (no
  *  connection_made): the caller starts it or discards it. */
+/** Happy eyeballs' attempt order (RFC 8305): @p list's IPv6 and IPv4 addresses interleaved by
+ *  family, the first address's family first, each family in list order; at most @p max. */
+size_t corio__he_order(const corio_addrinfo *list, const corio_addrinfo **out, size_t max);
 corio_future *corio__connect_addr(corio_loop *loop, const struct sockaddr_storage *ss,
                                   socklen_t len, const corio_protocol *proto, void *user,
                                   bool defer);
