@@ -453,3 +453,22 @@ Test(dns, happy_eyeballs_order_starts_with_the_first_family)
   ai[3].next = NULL;
   cr_assert_eq(corio__he_order(&ai[3], out, 16), 0);
 }
+
+/* A server that answers REFUSED (dnsmasq has no upstream for this name): a clear error whose
+ * text says so. c-ares moves on to the next server and, when every one refused, reports the
+ * same status as when none could be reached: the text covers both. */
+Test(dns, refused_is_a_clear_error)
+{
+  corio_future *f;
+  const char *msg;
+  need_dnsmasq();
+  f = lookup("outside.corio-nowhere.", AF_INET);
+  cr_assert(corio_future_error(f) == CORIO_E_DNS_CONNREFUSED ||
+                corio_future_error(f) == CORIO_E_DNS_REFUSED,
+            "%s", corio_err_name(corio_future_error(f)));
+  msg = corio_strerror(corio_future_error(f));
+  cr_assert(strstr(msg, "refused"), "%s", msg);
+  corio_future_unref(f);
+  drain();
+  cr_assert_eq(corio_loop_close(loop), 0);
+}

@@ -43,7 +43,7 @@
   X(DNS_SERVFAIL, -4118, "DNS: the server failed to answer (SERVFAIL)")                            \
   X(DNS_REFUSED, -4119, "DNS: the server refused the query")                                       \
   X(DNS_TIMEOUT, -4120, "DNS: no answer from any server within the timeout")                       \
-  X(DNS_CONNREFUSED, -4121, "DNS: could not contact the DNS servers")                              \
+  X(DNS_CONNREFUSED, -4121, "DNS: no server reachable, or every one refused the query")            \
   X(DNS_BADNAME, -4122, "DNS: malformed host name")                                                \
   X(DNS_BADRESP, -4123, "DNS: malformed reply from the server")                                    \
   X(DNS_NONAME, -4124, "DNS: unknown host or service name")                                        \
