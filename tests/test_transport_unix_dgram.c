@@ -415,3 +415,39 @@ Test(udx, peer_gone)
   drain();
   cr_assert_eq(corio_loop_close(loop), 0);
 }
+
+/* A peer that never reads: its queue fills, our sends wait for room, and a plain close waits
+ * with them. corio_datagram_abort drops them and closes now, connected (the wait is a poll for
+ * room) and not (a retry timer). */
+Test(udx, abort_drops_sends_a_stalled_peer_holds)
+{
+  char peer[96], me[96];
+  static uint8_t buf[8192];
+  struct ep e = {0};
+  corio_datagram *d;
+  int connected, i, peer_fd;
+  for (connected = 0; connected < 2; connected++) {
+    snprintf(peer, sizeof(peer), "%s/stalled%d", dir, connected);
+    snprintf(me, sizeof(me), "%s/me%d", dir, connected);
+    peer_fd = bound_socket(peer); /* never read */
+    memset(&e, 0, sizeof(e));
+    cr_assert_eq(corio_datagram_open_unix(loop, me, connected ? peer : NULL, &ep_proto, &e, &d), 0);
+    for (i = 0; i < 2000; i++) {
+      make_dgram(buf, (uint32_t)i);
+      cr_assert_eq(connected ? corio_datagram_sendto(d, buf, 1000, NULL, 0)
+                             : corio_datagram_sendto_path(d, buf, 1000, peer),
+                   0);
+    }
+    for (i = 0; i < 5; i++) corio_loop_run_once(loop, 0.02);
+    cr_assert_gt(corio_datagram_pending(d), 0, "the peer's queue is full");
+    corio_datagram_close(d);
+    for (i = 0; i < 5; i++) corio_loop_run_once(loop, 0.02);
+    cr_assert_eq(e.lost, 0, "a plain close waits for the queued sends");
+    corio_datagram_abort(d);
+    run_until(&e.lost, 1);
+    cr_assert_eq(access(me, F_OK), -1, "our socket file is gone");
+    close(peer_fd);
+  }
+  drain();
+  cr_assert_eq(corio_loop_close(loop), 0);
+}

@@ -56,7 +56,7 @@ struct corio_datagram {
   struct sendreq *blocked; /* Unix: the send that found the receiver's queue full */
   corio_op wpoll_op;       /* ... waiting for POLLOUT (connected) */
   corio_handle retry;      /* ... or for a short timer (unconnected) */
-  bool connected, closing, reported, ordered;
+  bool connected, closing, reported, ordered, aborting;
   int holds;
   uint16_t port;
   int family;
@@ -148,12 +148,26 @@ static void resend_blocked(corio_datagram *d)
   dg_maybe_finish(d);
 }
 
+/* corio_datagram_abort: the blocked send is dropped instead of sent again. */
+static void drop_blocked(corio_datagram *d)
+{
+  struct sendreq *r = d->blocked;
+  d->blocked = NULL;
+  d->sending--;
+  r->next_free = d->free_reqs;
+  d->free_reqs = r;
+  dg_maybe_finish(d);
+}
+
 static void wpoll_done(corio_op *op, int res, unsigned flags)
 {
   corio_datagram *d = corio_container_of(op, corio_datagram, wpoll_op);
   (void)res;
   (void)flags;
-  resend_blocked(d); /* an error shows in the send itself */
+  if (d->aborting)
+    drop_blocked(d);
+  else
+    resend_blocked(d); /* an error shows in the send itself */
 }
 
 static void retry_timer(void *arg)
@@ -197,7 +211,7 @@ static void send_done(corio_op *op, int res, unsigned flags)
   corio_datagram *d = r->d;
   (void)flags;
   d->sending--;
-  if (res == -EAGAIN && d->ordered && block_send(d, r)) return;
+  if (res == -EAGAIN && d->ordered && !d->aborting && block_send(d, r)) return;
   r->next_free = d->free_reqs;
   d->free_reqs = r;
   submit_next(d);
@@ -319,6 +333,36 @@ void corio_datagram_close(corio_datagram *d)
 {
   if (!d || d->closing) return;
   d->closing = true;
+  dg_maybe_finish(d);
+}
+
+/* Close without waiting for the queued sends (asyncio's abort): a Unix peer that stopped reading
+ * would hold a plain close forever. Sends already handed to the kernel finish (MSG_DONTWAIT: at
+ * once); the queue and a send waiting for room are dropped. */
+void corio_datagram_abort(corio_datagram *d)
+{
+  struct sendreq *r;
+  if (!d || d->aborting) return;
+  d->aborting = true;
+  d->closing = true;
+  while ((r = d->q_head)) {
+    d->q_head = r->next_free;
+    r->next_free = d->free_reqs;
+    d->free_reqs = r;
+  }
+  d->q_tail = NULL;
+  d->queued = 0;
+  if (d->blocked) {
+    if (d->retry) {
+      corio_handle_cancel(d->loop, d->retry);
+      d->retry = 0;
+      d->holds++; /* drop_blocked must not free d before the finish below */
+      drop_blocked(d);
+      d->holds--;
+    } else if (d->wpoll_op.inflight) {
+      corio_op_cancel(d->loop, &d->wpoll_op); /* wpoll_done drops it */
+    }
+  }
   dg_maybe_finish(d);
 }
 

@@ -84,5 +84,8 @@ CORIO_EXTERN void *corio_datagram_user(const corio_datagram *d);
 CORIO_EXTERN size_t corio_datagram_pending(const corio_datagram *d);
 /** Close (after the queued sends); connection_lost(0) follows. */
 CORIO_EXTERN void corio_datagram_close(corio_datagram *d);
+/** Close now, dropping the sends still queued (a Unix peer that stopped reading would keep a
+ *  plain close waiting forever); connection_lost(0) follows. Also after corio_datagram_close. */
+CORIO_EXTERN void corio_datagram_abort(corio_datagram *d);
 
 #endif
