@@ -3,6 +3,7 @@
  * stream: a task per connection doing read -> write (the task level).
  * On SIGTERM it prints its loop statistics (io_uring_enter calls per echo) and exits. */
 #include <signal.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,8 @@ static corio_step conn_step(corio_task *t)
     CORIO_TRY(t, corio_stream_write(c->s, b->data, b->len));
   }
   CORIO_FINALLY(t);
+  /* a client that resets its connection (the load client does at the end) is a normal end */
+  if (corio_task_error(t) == -ECONNRESET || corio_task_error(t) == -EPIPE) corio_task_catch(t);
   CORIO_AWAIT(t, corio_stream_close(c->s));
   CORIO_END(t);
 }
