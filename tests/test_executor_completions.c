@@ -21,11 +21,30 @@ static corio_executor *tpool(unsigned max)
   return ex;
 }
 
+/* Job 0 is the slow one: it finishes only once the test has taken the other nine from the
+ * queue (a real ordering, not a long sleep that a loaded machine may outlast), so a queue that
+ * kept the submission order would never give the nine (next() times out). */
+static pthread_mutex_t slow_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t slow_cv = PTHREAD_COND_INITIALIZER;
+static int slow_may_finish;
 static void sleep_then_return(corio_job *job)
 {
   intptr_t v = (intptr_t)corio_job_arg(job);
-  usleep(v == 0 ? 300000 : 1000); /* job 0 is the slow one */
+  if (v == 0) {
+    pthread_mutex_lock(&slow_mu);
+    while (!slow_may_finish) pthread_cond_wait(&slow_cv, &slow_mu);
+    pthread_mutex_unlock(&slow_mu);
+  } else {
+    usleep(1000);
+  }
   corio_job_return(job, v);
+}
+static void let_slow_finish(void)
+{
+  pthread_mutex_lock(&slow_mu);
+  slow_may_finish = 1;
+  pthread_cond_broadcast(&slow_cv);
+  pthread_mutex_unlock(&slow_mu);
 }
 
 Test(completions, thread_pool_finishing_order_each_once)
@@ -48,9 +67,11 @@ Test(completions, thread_pool_finishing_order_each_once)
     last = (int)v;
     n++;
     corio_future_unref(f);
+    if (n == 9) let_slow_finish(); /* the nine quick ones came first: now the slow one */
   }
+  if (n < 9) let_slow_finish(); /* a failed next(): let the pool be freed */
   cr_assert_eq(n, 10);
-  cr_assert_eq(last, 0, "the slow job (300 ms) comes out last");
+  cr_assert_eq(last, 0, "the slow job comes out last");
   cr_assert_eq(corio_completions_next(c, 1, &f), -ENOENT);
   cr_assert_null(f);
   corio_completions_free(c);
