@@ -83,12 +83,14 @@ static void busy_callback(void *arg)
 {
   corio_future **f = arg;
   int i;
-  struct timespec ts = {0, 200 * 1000 * 1000};
   for (i = 0; i < NJOBS; i++) {
     f[i] = corio_run_in_executor(loop, busy_ex, quick, NULL);
     corio_future_add_done_callback(f[i], count_done, NULL);
   }
-  nanosleep(&ts, NULL); /* the loop is busy while the workers finish everything */
+  /* The loop is busy while the workers finish everything: shutdown(wait) returns once every
+   * worker has run its last job and handed it over (a fixed sleep was not always enough for a
+   * loaded machine, and completions arriving after it cost more posts and wakeups). */
+  cr_assert_eq(corio_executor_shutdown(busy_ex, 1, 0, 60), 0);
 }
 
 Test(thread_pool_loop, many_completions_while_busy_cost_few_wakeups)
