@@ -16,7 +16,8 @@ free_udp_port() {
   python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 # The port is probed free and then given to dnsmasq: another test may take it meanwhile, in
-# which case dnsmasq exits at once; try again.
+# which case dnsmasq exits; try again. Ready means it said 'started' (its sockets are bound by
+# then): waited for, not assumed after a fixed time, which a loaded machine may outlast.
 for _ in 1 2 3 4 5 6 7 8 9 10; do
   dns_port=$(free_udp_port)
   /usr/sbin/dnsmasq --keep-in-foreground --no-resolv --no-hosts --no-poll --conf-file=/dev/null \
@@ -26,8 +27,13 @@ for _ in 1 2 3 4 5 6 7 8 9 10; do
     --address=/multi.corio.test/127.0.0.2 --address=/multi.corio.test/127.0.0.3 \
     --host-record=both.corio.test,127.0.0.5,::5 >"$T/dnsmasq.log" 2>&1 &
   dns_pid=$!
-  sleep 0.2
+  for _ in $(seq 200); do # up to 10 s
+    grep -q 'started' "$T/dnsmasq.log" && break
+    kill -0 "$dns_pid" 2>/dev/null || break
+    sleep 0.05
+  done
   kill -0 "$dns_pid" 2>/dev/null && grep -q 'started' "$T/dnsmasq.log" && break
+  kill "$dns_pid" 2>/dev/null # still silent after 10 s: stop it, try another port
   wait "$dns_pid" 2>/dev/null
   dns_pid=
 done
