@@ -156,29 +156,57 @@ Test(thread_pool_map, cancel_one_job_of_a_pending_chunk)
 
 /* ---- wait_any ---- */
 
-static void sleepy(corio_job *job)
+/* Job k runs until the test releases it (a byte in pipe k): which job finishes first is the
+ * test's choice, not a race between sleeps that a loaded machine may reorder. */
+#define NHELD 4
+static int held_fd[NHELD][2];
+static void held_open(void)
 {
-  int ms = (int)(intptr_t)corio_job_arg(job);
-  usleep((useconds_t)ms * 1000);
-  corio_job_return(job, ms);
+  int k;
+  for (k = 0; k < NHELD; k++) cr_assert_eq(pipe(held_fd[k]), 0);
+}
+static void held(corio_job *job)
+{
+  int k = (int)(intptr_t)corio_job_arg(job);
+  char c;
+  corio_job_return(job, read(held_fd[k][0], &c, 1) == 1 ? k : -1);
+}
+static void release(int k)
+{
+  cr_assert_eq(write(held_fd[k][1], "x", 1), 1);
+}
+static void held_close(void)
+{
+  int k;
+  for (k = 0; k < NHELD; k++) {
+    close(held_fd[k][0]);
+    close(held_fd[k][1]);
+  }
 }
 
 Test(thread_pool_map, wait_any_returns_the_first_finished)
 {
   corio_executor *ex = pool(4);
   corio_future *f[4];
-  int ms[4] = {400, 100, 250, 500}, i;
-  for (i = 0; i < 4; i++) f[i] = corio_executor_submit(ex, sleepy, (void *)(intptr_t)ms[i]);
+  int i;
+  held_open();
+  for (i = 0; i < 4; i++) f[i] = corio_executor_submit(ex, held, (void *)(intptr_t)i);
   cr_assert_eq(corio_futures_wait_any(f, 4, 0), -ETIMEDOUT, "none done yet");
   cr_assert_eq(corio_futures_wait_any(f, 4, 0.005), -ETIMEDOUT);
+  release(1);
   cr_assert_eq(corio_futures_wait_any(f, 4, 10), 1);
   cr_assert_eq(corio_futures_wait_any(f, 4, 10), 1, "done futures are found at once");
   cr_assert_eq(corio_futures_wait_any(f, 4, -1), 1);
+  cr_assert_eq(corio_futures_wait_any(f, 1, 0.005), -ETIMEDOUT, "job 0 still runs");
+  release(2);
+  release(0);
+  release(3);
   cr_assert_eq(corio_futures_wait_any(f, 1, -1), 0);
   cr_assert_eq(corio_futures_wait_all(f, 4, 10), 0);
   cr_assert_eq(corio_futures_wait_any(f, 4, 10), 0, "the lowest index of the done ones");
   for (i = 0; i < 4; i++) corio_future_unref(f[i]);
   corio_executor_free(ex);
+  held_close();
 }
 
 Test(thread_pool_map, wait_any_bad_input)
@@ -248,32 +276,44 @@ Test(thread_pool_map, wait_any_from_several_threads)
   corio_future *f[3];
   struct shared_wait w[4];
   pthread_t th[4];
-  int i, ms[3] = {200, 40, 300};
-  for (i = 0; i < 3; i++) f[i] = corio_executor_submit(ex, sleepy, (void *)(intptr_t)ms[i]);
+  int i;
+  held_open();
+  for (i = 0; i < 3; i++) f[i] = corio_executor_submit(ex, held, (void *)(intptr_t)i);
   for (i = 0; i < 4; i++) {
     w[i].f = f;
     pthread_create(&th[i], NULL, wait_any_thread, &w[i]);
   }
+  usleep(20000); /* most likely all four are asleep in wait_any now (they may also come later) */
+  release(1);
   for (i = 0; i < 4; i++) {
     pthread_join(th[i], NULL);
     cr_assert_eq(w[i].result, 1);
   }
+  release(0);
+  release(2);
   cr_assert_eq(corio_futures_wait_all(f, 3, -1), 0);
   for (i = 0; i < 3; i++) corio_future_unref(f[i]);
   corio_executor_free(ex);
+  held_close();
 }
 
 Test(thread_pool_map, wait_all_timeout)
 {
   corio_executor *ex = pool(2);
   corio_future *f[2];
-  f[0] = corio_executor_submit(ex, sleepy, (void *)10);
-  f[1] = corio_executor_submit(ex, sleepy, (void *)300);
-  cr_assert_eq(corio_futures_wait_all(f, 2, 0.05), -ETIMEDOUT);
+  held_open();
+  f[0] = corio_executor_submit(ex, held, (void *)0);
+  f[1] = corio_executor_submit(ex, held, (void *)1);
+  cr_assert_eq(corio_futures_wait_all(f, 2, 0.05), -ETIMEDOUT, "none done");
+  release(0);
+  cr_assert_eq(corio_futures_wait_all(f, 1, 10), 0);
+  cr_assert_eq(corio_futures_wait_all(f, 2, 0.05), -ETIMEDOUT, "one done, one still running");
   cr_assert(corio_future_done(f[0]));
   cr_assert_not(corio_future_done(f[1]));
+  release(1);
   cr_assert_eq(corio_futures_wait_all(f, 2, -1), 0);
   corio_future_unref(f[0]);
   corio_future_unref(f[1]);
   corio_executor_free(ex);
+  held_close();
 }
