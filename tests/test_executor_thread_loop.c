@@ -282,12 +282,30 @@ struct any_arg {
   int n, order[4], errors;
 };
 
+/* Job i returns label[i] once released (a byte in pipe i). The waiter releases them one at a
+ * time, the next once it has seen the last: the order of completion is the test's, not a race
+ * between sleeps that a loaded machine may reorder. */
+static const int label[4] = {300, 20, 150, 450};
+static const int release_order[4] = {1, 2, 0, 3};
+static int held_fd[4][2];
+static void held(corio_job *job)
+{
+  int i = (int)(intptr_t)corio_job_arg(job);
+  char c;
+  corio_job_return(job, read(held_fd[i][0], &c, 1) == 1 ? label[i] : -1);
+}
+static int release(int i)
+{
+  return write(held_fd[i][1], "x", 1) == 1 ? 0 : 1;
+}
+
 static void *any_waiter(void *arg)
 {
   struct any_arg *a = arg;
   corio_future *left[4];
   int n = a->n, k = 0, i, idx;
   for (i = 0; i < n; i++) left[i] = a->f[i];
+  a->errors += release(release_order[0]);
   while (n > 0) {
     idx = corio_futures_wait_any(left, (size_t)n, 10);
     if (idx < 0) {
@@ -296,15 +314,10 @@ static void *any_waiter(void *arg)
     }
     a->order[k++] = (int)corio_future_int(left[idx]);
     left[idx] = left[--n];
+    if (k < a->n) a->errors += release(release_order[k]);
   }
+  for (; k < a->n; k++) release(release_order[k]); /* after an error: let the gather end */
   return NULL;
-}
-
-static void sleepy(corio_job *job)
-{
-  int ms = (int)(intptr_t)corio_job_arg(job);
-  usleep((useconds_t)ms * 1000);
-  corio_job_return(job, ms);
 }
 
 Test(thread_pool_loop, wait_any_on_loop_futures_from_a_thread)
@@ -314,9 +327,10 @@ Test(thread_pool_loop, wait_any_on_loop_futures_from_a_thread)
   pthread_t th;
   corio_executor *ex;
   corio_thread_pool_opts o = {.max_workers = 4};
-  int i, ms[4] = {300, 20, 150, 450};
+  int i;
+  for (i = 0; i < 4; i++) cr_assert_eq(pipe(held_fd[i]), 0);
   cr_assert_eq(corio_thread_pool_new(&ex, &o), 0);
-  for (i = 0; i < 4; i++) f[i] = corio_run_in_executor(loop, ex, sleepy, (void *)(intptr_t)ms[i]);
+  for (i = 0; i < 4; i++) f[i] = corio_run_in_executor(loop, ex, held, (void *)(intptr_t)i);
   cr_assert_eq(corio_futures_wait_any(f, 4, 1), CORIO_E_WRONG_THREAD, "the loop's own thread");
   pthread_create(&th, NULL, any_waiter, &a);
   for (i = 0; i < 4; i++) corio_future_ref(f[i]);
@@ -333,6 +347,10 @@ Test(thread_pool_loop, wait_any_on_loop_futures_from_a_thread)
   corio_executor_free(ex);
   drain();
   cr_assert_eq(corio_loop_close(loop), 0);
+  for (i = 0; i < 4; i++) {
+    close(held_fd[i][0]);
+    close(held_fd[i][1]);
+  }
 }
 
 /* A loop's job future is completed, and destroyed, on the loop's thread: its value's destructor
