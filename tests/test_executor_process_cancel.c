@@ -35,6 +35,14 @@ static void mark_and_sleep_ms(corio_job *job)
   atomic_fetch_add(started, 1);
   sleep_ms(job);
 }
+/* Runs until the test sets *release (shared memory), then returns its input. */
+static _Atomic int *release;
+static void mark_and_wait_release(corio_job *job)
+{
+  atomic_fetch_add(started, 1);
+  while (!atomic_load(release)) usleep(1000);
+  corio_job_return(job, input_i64(job));
+}
 static void wait_started(int n)
 {
   int i;
@@ -44,13 +52,21 @@ static void wait_started(int n)
 
 Test(process_pool_cancel, cancel_pending_job)
 {
-  corio_executor *ex = pool_new(1, 0, NULL, 0);
-  corio_future *busy = submit_i64(ex, sleep_ms, 300);
-  corio_future *pending = submit_i64(ex, quick, 5);
-  corio_future *after = submit_i64(ex, quick, 6);
+  corio_executor *ex;
+  corio_future *busy, *pending, *after;
+  make_shared(); /* before the pool: its workers inherit the mapping */
+  release = corio_shm_alloc(shm, sizeof(*release), 0);
+  ex = pool_new(1, 0, NULL, 0);
+  /* busy holds the only worker until released: pending stays queued however slow we are (a
+   * 300 ms job could end before the cancel on a loaded machine, and pending would be running) */
+  busy = submit_i64(ex, mark_and_wait_release, 300);
+  pending = submit_i64(ex, quick, 5);
+  after = submit_i64(ex, quick, 6);
   cr_assert_eq(corio_future_cancel(pending), 1);
   cr_assert(corio_future_cancelled(pending), "a queued job is cancelled at once");
   cr_assert_eq(corio_future_error(pending), -ECANCELED);
+  cr_assert_not(corio_future_done(busy));
+  atomic_store(release, 1);
   wait_done(busy, 10);
   wait_done(after, 10);
   cr_assert_eq(corio_future_int(busy), 300);
@@ -61,6 +77,7 @@ Test(process_pool_cancel, cancel_pending_job)
   corio_future_unref(pending);
   corio_future_unref(after);
   corio_executor_free(ex);
+  corio_shm_free(shm);
   assert_no_children();
 }
 
