@@ -181,24 +181,28 @@ Test(comb, gather_bad_children)
 
 Test(comb, wait_modes_and_timeout)
 {
-  struct worker *w[3] = {worker(0.01, 1, 0), worker(0.03, 0, -EIO), worker(5, 3, 0)};
-  corio_future *futs[3], *g;
+  /* child 1 fails when the test says, not 20 ms after child 0 finishes: a loop that stalls
+   * longer (a loaded machine) would see both timers expire in one iteration */
+  struct worker *w[3] = {worker(0.01, 1, 0), NULL, worker(5, 3, 0)};
+  corio_future *f1 = corio_future_new(loop);
+  corio_future *c[3] = {&w[0]->task.fut, f1, &w[2]->task.fut}, *futs[3], *g;
   int i;
-  for (i = 0; i < 3; i++) futs[i] = corio_future_ref(&w[i]->task.fut);
+  for (i = 0; i < 3; i++) futs[i] = corio_future_ref(c[i]);
   g = corio_wait(futs, 3, CORIO_FIRST_COMPLETED, -1);
   run(g);
   cr_assert_eq(corio_future_int(g), 1);
   cr_assert(corio_future_done(corio_gather_child(g, 0)));
   cr_assert_not(corio_future_done(corio_gather_child(g, 1)));
   corio_future_unref(g);
-  for (i = 0; i < 3; i++) futs[i] = corio_future_ref(&w[i]->task.fut);
+  cr_assert_eq(corio_future_set_error(f1, -EIO), 0);
+  for (i = 0; i < 3; i++) futs[i] = corio_future_ref(c[i]);
   g = corio_wait(futs, 3, CORIO_FIRST_EXCEPTION, -1);
   run(g);
   cr_assert_eq(corio_future_error(g), 0, "wait never fails because of a child");
   cr_assert_eq(corio_future_error(corio_gather_child(g, 1)), -EIO);
   cr_assert_not(corio_future_done(corio_gather_child(g, 2)));
   corio_future_unref(g);
-  for (i = 0; i < 3; i++) futs[i] = corio_future_ref(&w[i]->task.fut);
+  for (i = 0; i < 3; i++) futs[i] = corio_future_ref(c[i]);
   g = corio_wait(futs, 3, CORIO_ALL_COMPLETED, 0.05); /* times out: w[2] sleeps 5 s */
   run(g);
   cr_assert_eq(corio_future_int(g), 2);
@@ -206,7 +210,7 @@ Test(comb, wait_modes_and_timeout)
   corio_future_unref(g);
   corio_task_cancel(&w[2]->task);
   run(&w[2]->task.fut);
-  for (i = 0; i < 3; i++) corio_future_unref(&w[i]->task.fut);
+  for (i = 0; i < 3; i++) corio_future_unref(c[i]);
   g = corio_wait(NULL, 0, CORIO_ALL_COMPLETED, -1);
   cr_assert_eq(corio_future_error(g), -EINVAL);
   corio_future_unref(g);
