@@ -59,6 +59,7 @@ struct corio_job {
   corio_job *inext;                          /* thread pool: link in the lock-free incoming stack */
   int qstate; /* the pool's own bookkeeping (thread pool: queued / taken) */
   int worker;
+  uint32_t seg_len; /* thread pool: on the first job of a pushed run of jobs, its length */
   /* the result, set by the corio_job_return functions or corio_job_fail */
   int kind;
   int err;

@@ -18,7 +18,8 @@
  * a new one from starting). Workers busy in a job are not counted and get no signal: each looks
  * at the queue before sleeping. A worker that takes an entry and sees more work with nobody
  * looking wakes (or starts) one more, who does the same: help for a burst ramps up one wakeup
- * at a time, paid by the workers. Workers live until shutdown.
+ * at a time, paid by the workers. With no sleeper left, it also starts at once a worker for
+ * every queued job beyond those looking (spawn_for_queue). Workers live until shutdown.
  *
  * No lost job: the submitter pushes, then reads nlooking; a worker stops looking (decrements)
  * and then, before sleeping, checks `incoming`, all seq_cst. So either the worker sees the job,
@@ -29,6 +30,7 @@
  * its callbacks there; a job of a loop's future is handed to the loop through its MPSC inbox,
  * which writes the eventfd only when the loop sleeps, so many completions cost one wakeup.
  */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -72,6 +74,7 @@ struct thread_pool {
   pthread_cond_t work;   /* idle workers sleep here */
   pthread_cond_t exited; /* shutdown sleeps here until the last worker leaves */
   corio__list queue;     /* pending jobs, oldest first */
+  size_t nqueued;        /* how many (drained from `incoming`, not yet taken) */
   unsigned max_workers;
   unsigned nalive;        /* started and not yet left worker_main */
   unsigned njoined;       /* workers[0..njoined) are joined */
@@ -141,6 +144,7 @@ static void drain_incoming(thread_pool *p)
   }
   for (; rev; rev = rev->inext) { /* splice each run [rev .. rev->seg_last] at the tail */
     last = rev->seg_last;
+    p->nqueued += rev->seg_len;
     rev->node.prev = p->queue.prev;
     p->queue.prev->next = &rev->node;
     last->node.next = &p->queue;
@@ -161,6 +165,7 @@ static void take_queue(thread_pool *p, corio__list *out)
     out->prev->next = out;
     corio__list_init(&p->queue);
   }
+  p->nqueued = 0;
 }
 
 static corio_job *list_pop(corio__list *l)
@@ -203,15 +208,33 @@ static int wake_or_spawn(thread_pool *p, bool *signal, corio__list *dead)
   return rc;
 }
 
+/* With the lock held, by a worker that just took an entry: Python's rule, a queued job that no
+ * worker is coming for gets a worker of its own, started here at once rather than one by one
+ * (each new worker starting the next when it takes its own job: on a loaded machine every step
+ * of that chain waits for the scheduler, and the first workers, done with their jobs, took the
+ * later ones while max_workers allowed a thread each: blocking jobs waited behind each other).
+ * Only while no sleeper is left to wake (sleepers are woken one at a time, as above, by whoever
+ * takes an entry with work left and nobody looking), and up to max_workers: starting a thread
+ * happens at most max_workers times in the pool's life. Jobs still on the incoming stack are not
+ * counted: whoever drains them does the same. */
+static void spawn_for_queue(thread_pool *p)
+{
+  while (p->nwaiting <= p->nwakes &&
+         atomic_load_explicit(&p->nthreads, memory_order_relaxed) < p->max_workers &&
+         p->nqueued > atomic_load_explicit(&p->nlooking, memory_order_seq_cst))
+    if (spawn(p) < 0) break; /* the workers alive carry on */
+}
+
 /* Push the run @p first .. @p last (linked through node, in queue order, each marked Q_QUEUED;
  * see drain_incoming) and see that someone runs it. */
-static int push(thread_pool *p, corio_job *first, corio_job *last)
+static int push(thread_pool *p, corio_job *first, corio_job *last, size_t n)
 {
   corio_job *head = atomic_load_explicit(&p->incoming, memory_order_relaxed);
   corio__list dead;
   bool signal = false;
   int rc;
   first->seg_last = last;
+  first->seg_len = (uint32_t)n;
   do first->inext = head;
   while (!atomic_compare_exchange_weak_explicit(&p->incoming, &head, first, memory_order_seq_cst,
                                                 memory_order_relaxed));
@@ -249,10 +272,13 @@ static void take_entry(thread_pool *p, corio__list *batch)
   corio__list_init(batch);
   job->qstate = Q_TAKEN;
   corio__list_insert_tail(batch, &job->node);
+  assert(p->nqueued > 0);
+  p->nqueued--;
   while (chunk && !corio__list_empty(&p->queue)) {
     next = corio_container_of(p->queue.next, corio_job, node);
     if (next->chunk != chunk) break;
     list_pop(&p->queue);
+    p->nqueued--;
     next->qstate = Q_TAKEN;
     corio__list_insert_tail(batch, &next->node);
   }
@@ -364,6 +390,7 @@ static void *worker_main(void *arg)
     if (work_left(p) && !atomic_load_explicit(&p->nlooking, memory_order_seq_cst))
       wake_or_spawn(p, &signal, &dead); /* on failure the workers alive (we) carry on: dead
                                            stays empty while nthreads > 0 */
+    spawn_for_queue(p);
     pthread_mutex_unlock(&p->mu);
     if (signal) pthread_cond_signal(&p->work);
     while ((job = list_pop(&batch))) {
@@ -394,14 +421,13 @@ static int tp_submit(corio_executor *ex, corio_job *job)
 {
   thread_pool *p = corio_container_of(ex, thread_pool, base);
   job->qstate = Q_QUEUED;
-  return push(p, job, job);
+  return push(p, job, job, 1);
 }
 
 static int tp_submit_list(corio_executor *ex, corio__list *jobs, size_t n)
 {
   thread_pool *p = corio_container_of(ex, thread_pool, base);
   corio__list *node, *first, *last;
-  (void)n;
   if (corio__list_empty(jobs)) return 0;
   first = jobs->next;
   last = jobs->prev;
@@ -409,7 +435,7 @@ static int tp_submit_list(corio_executor *ex, corio__list *jobs, size_t n)
   /* the list's links are the run's; its ends are overwritten by the splice */
   corio__list_init(jobs);
   return push(p, corio_container_of(first, corio_job, node),
-              corio_container_of(last, corio_job, node));
+              corio_container_of(last, corio_job, node), n);
 }
 
 static int tp_cancel(corio_executor *ex, corio_job *job)
@@ -422,6 +448,7 @@ static int tp_cancel(corio_executor *ex, corio_job *job)
     return 0; /* running (job->cancelled tells it), or finished */
   }
   corio__list_remove(&job->node);
+  p->nqueued--;
   job->qstate = Q_TAKEN;
   pthread_mutex_unlock(&p->mu);
   corio__job_finish_cancelled(job);

@@ -472,6 +472,51 @@ Test(thread_pool, workers_start_on_demand_and_are_reused)
   cr_assert_eq(count_threads(), before, "workers are joined by free");
 }
 
+/* Python's rule: a queued job that no worker is coming for gets a worker of its own (up to
+ * max_workers), even when workers are slow to start. Each worker's initializer sleeps 100 ms and
+ * each job 1 s: had every new worker started the next one only once it took its own job (a chain
+ * of 20 x 100 ms), the first workers would be done with their jobs and take queued ones before
+ * the last workers exist. With the pool starting what its queue needs at once, the 20 jobs run
+ * on 20 threads at the same time. */
+static void slow_start(void *arg)
+{
+  (void)arg;
+  usleep(100000);
+}
+static _Atomic int overlap_running, overlap_max;
+static void one_second(corio_job *job)
+{
+  int now = atomic_fetch_add(&overlap_running, 1) + 1, max = atomic_load(&overlap_max);
+  while (now > max && !atomic_compare_exchange_weak(&overlap_max, &max, now)) {
+  }
+  usleep(1000000);
+  atomic_fetch_sub(&overlap_running, 1);
+  corio_job_return(job, corio_job_worker(job));
+}
+
+Test(thread_pool, slow_starting_workers_each_get_a_queued_job)
+{
+  enum { J = 20 };
+  corio_executor *ex = NULL;
+  corio_thread_pool_opts o = {.max_workers = J, .initializer = slow_start};
+  corio_future *f[J];
+  bool seen[J] = {false};
+  int i, before = count_threads();
+  cr_assert_eq(corio_thread_pool_new(&ex, &o), 0);
+  for (i = 0; i < J; i++) f[i] = corio_executor_submit(ex, one_second, NULL);
+  cr_assert_eq(corio_futures_wait_all(f, J, 30), 0);
+  for (i = 0; i < J; i++) {
+    int64_t w = corio_future_int(f[i]);
+    cr_assert(w >= 0 && w < J, "worker index %lld", (long long)w);
+    cr_assert_not(seen[w], "worker %lld ran two jobs while others could start", (long long)w);
+    seen[w] = true;
+    corio_future_unref(f[i]);
+  }
+  cr_assert_eq(atomic_load(&overlap_max), J, "all jobs ran at once");
+  cr_assert_eq(count_threads(), before + J);
+  corio_executor_free(ex);
+}
+
 /* Jobs queued while a worker polls the queue after its last job still get helpers: a job that
  * blocks never holds up the ones behind it while fewer than max_workers run. */
 Test(thread_pool, a_blocked_job_does_not_hold_up_the_next)

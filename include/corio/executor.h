@@ -46,7 +46,8 @@ typedef struct corio_thread_pool_opts {
   void (*initializer)(void *arg); /**< Run once in each new worker thread. */
   void *initarg;
 } corio_thread_pool_opts;
-/** Workers start on demand (one per submit while none is idle, up to max_workers). */
+/** Workers start on demand, up to max_workers: a queued job that no idle worker is coming for
+ *  gets a new worker (Python's rule); idle workers are reused, and live until shutdown. */
 CORIO_EXTERN int corio_thread_pool_new(corio_executor **ex, const corio_thread_pool_opts *opts);
 
 /* ---- process pool ---- */
