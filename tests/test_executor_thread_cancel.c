@@ -157,9 +157,14 @@ static corio_step awaiter_step(corio_task *t)
   CORIO_END(t);
 }
 
-static void cancel_later(void *arg)
+/* b first: its job waits behind a's on the single worker only while a's job runs, and a's job
+ * stops when told. (Cancelling a first let the worker, on a loaded machine, finish a's job and
+ * run b's before the loop thread got to b's cancel.) */
+static void cancel_both(void *arg)
 {
-  corio_task_cancel(arg);
+  corio_task **t = arg;
+  corio_task_cancel(t[1]);
+  corio_task_cancel(t[0]);
 }
 
 Test(thread_pool_cancel, cancelling_an_awaiting_task)
@@ -177,8 +182,8 @@ Test(thread_pool_cancel, cancelling_an_awaiting_task)
   b->fn = counted; /* queued behind a on the single worker: removed */
   fa = corio_task_spawn(&a->task);
   fb = corio_task_spawn(&b->task);
-  corio_call_later(loop, 0.05, cancel_later, &a->task, NULL);
-  corio_call_later(loop, 0.05, cancel_later, &b->task, NULL);
+  corio_task *both[2] = {&a->task, &b->task};
+  corio_call_later(loop, 0.05, cancel_both, both, NULL);
   cr_assert_eq(corio_loop_run_until_complete(loop, fa), 0);
   cr_assert_eq(corio_loop_run_until_complete(loop, fb), 0);
   cr_assert(corio_future_cancelled(fa) || corio_future_error(fa) == -ECANCELED);
