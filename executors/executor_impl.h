@@ -2,6 +2,7 @@
 #ifndef CORIO_EXECUTOR_IMPL_H
 #define CORIO_EXECUTOR_IMPL_H
 
+#include <stddef.h>
 #include "internal.h"
 
 typedef struct corio_executor_vt {
@@ -49,9 +50,10 @@ struct corio_job {
   corio_bytes input;
   uint32_t chunk;        /* nonzero: map chunk id (see submit_list) */
   _Atomic int cancelled; /* cancel was asked (any thread); corio_job_cancelled */
-  int in_process;        /* running in a worker process: no pointer results */
+  bool in_process;       /* running in a worker process: no pointer results */
   bool deferred;         /* submitted to the loop's default pool and not yet handed over: the loop's
                             (its thread's field, see executor.c flush_deferred) */
+  uint32_t seg_len;      /* thread pool: on the first job of a pushed run of jobs, its length */
   /* The pool's and the worker's: queueing, running, an integer result, the hand-over to the
    * loop. With an integer result, the loop's thread reads only this line at completion. */
   _Alignas(64) struct corio__mpsc_node done; /* hand-over to the loop (executor.c) */
@@ -59,7 +61,6 @@ struct corio_job {
   corio_job *inext;                          /* thread pool: link in the lock-free incoming stack */
   int qstate; /* the pool's own bookkeeping (thread pool: queued / taken) */
   int worker;
-  uint32_t seg_len; /* thread pool: on the first job of a pushed run of jobs, its length */
   /* the result, set by the corio_job_return functions or corio_job_fail */
   int kind;
   int err;
@@ -74,6 +75,12 @@ struct corio_job {
   void *impl;          /* the pool's own per-job data */
   corio_job *seg_last; /* thread pool: on the first job of a pushed run of jobs, its last */
 };
+
+/* Three lines, one per writer (the loop's thread reads only the second at an integer result):
+ * a field added to a full line moves the next line's fields and adds a line to every job. */
+_Static_assert(offsetof(struct corio_job, done) == 64, "the submitter's line is full");
+_Static_assert(offsetof(struct corio_job, fut) == 128, "the pool's line is full");
+_Static_assert(sizeof(struct corio_job) == 192, "a job is three cache lines");
 
 /** The CPU of the thread pool worker polling for work before it sleeps, or -1 (a hint). */
 int corio__thread_pool_spin_cpu(corio_executor *ex);

@@ -296,7 +296,7 @@ static void job_setup(corio_job *job, const corio__pp_job_msg *m)
 {
   memset(job, 0, sizeof(*job));
   corio__list_init(&job->node);
-  job->in_process = 1;
+  job->in_process = true;
   job->worker = m->worker;
   job->fn = (corio_job_fn)(uintptr_t)m->fn;
   job->arg = (void *)(uintptr_t)m->arg;
@@ -377,7 +377,7 @@ static void worker_main(int sock, int index, const corio__pp_config *cfg)
   ws.cfg = cfg;
   if (cfg->initializer) {
     memset(&job, 0, sizeof(job));
-    job.in_process = 1;
+    job.in_process = true;
     job.worker = index;
     corio__list_init(&job.node);
     cfg->initializer(&job);
